@@ -1,0 +1,86 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layers, bottom up:
+//   Crdkafka        system library over librdkafka's C headers
+//   ShardflowKafka  a small Swift face over librdkafka (producer, consumer group, admin, local broker)
+//   ShardflowEngine the per-shard store, replay, task queue, executor (no Kafka)
+//   ShardflowLLM    the Anthropic Messages API step and the mock LLM server
+//   Shardflow       the worker runtime wiring the engine to Kafka
+//   shardflow       the command line
+let package = Package(
+    name: "shardflow",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "shardflow", targets: ["ShardflowCLI"]),
+        .library(name: "Shardflow", targets: ["Shardflow"]),
+        .library(name: "ShardflowEngine", targets: ["ShardflowEngine"]),
+        .library(name: "ShardflowKafka", targets: ["ShardflowKafka"]),
+        .library(name: "ShardflowLLM", targets: ["ShardflowLLM"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "Crdkafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        .target(
+            name: "ShardflowKafka",
+            dependencies: [
+                "Crdkafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "ShardflowEngine",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
+            name: "ShardflowLLM",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "Shardflow",
+            dependencies: [
+                "ShardflowEngine",
+                "ShardflowKafka",
+                "ShardflowLLM",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        .executableTarget(
+            name: "ShardflowCLI",
+            dependencies: [
+                "Shardflow",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "ShardflowEngineTests", dependencies: ["ShardflowEngine"]),
+        .testTarget(name: "ShardflowKafkaTests", dependencies: ["ShardflowKafka"]),
+        .testTarget(name: "ShardflowLLMTests", dependencies: ["ShardflowLLM"]),
+        .testTarget(name: "ShardflowTests", dependencies: ["Shardflow"]),
+    ]
+)
