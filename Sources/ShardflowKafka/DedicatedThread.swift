@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An OS thread that runs one closure, for librdkafka's blocking calls (poll, close, admin waits),
+/// which must never run on Swift's cooperative thread pool.
+final class DedicatedThread: Sendable {
+    // `nonisolated(unsafe)`: written once in `init` before any other thread can see the object, then
+    // only read by `join`, which is called at most once (guarded by `joined`).
+    nonisolated(unsafe) private var thread: pthread_t? = nil
+    private let joined = ConditionLockedFlag()
+
+    init(name: String, _ body: @escaping @Sendable () -> Void) {
+        let box = Unmanaged.passRetained(ThreadBody(name: name, body: body)).toOpaque()
+        var handle = pthread_t()
+        let result = pthread_create(&handle, nil, { raw in
+            let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
+            body.body()
+            return nil
+        }, box)
+        precondition(result == 0, "pthread_create failed: \(result)")
+        thread = handle
+    }
+
+    /// Waits for the closure to return. Safe to call more than once and from any thread but the thread itself.
+    func join() {
+        guard joined.setOnce(), let thread else { return }
+        pthread_join(thread, nil)
+    }
+}
+
+private final class ThreadBody {
+    let name: String
+    let body: @Sendable () -> Void
+    init(name: String, body: @escaping @Sendable () -> Void) {
+        self.name = name
+        self.body = body
+    }
+}
+
+/// A flag that is set once; `setOnce` returns true only for the first caller.
+final class ConditionLockedFlag: Sendable {
+    private let lock = ConditionLock()
+    // `nonisolated(unsafe)`: only accessed while `lock` is held.
+    nonisolated(unsafe) private var value = false
+
+    @discardableResult
+    func setOnce() -> Bool {
+        lock.withLock {
+            if value { return false }
+            value = true
+            return true
+        }
+    }
+
+    var isSet: Bool { lock.withLock { value } }
+}

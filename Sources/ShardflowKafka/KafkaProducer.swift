@@ -1,0 +1,150 @@
+import Crdkafka
+import Logging
+import ServiceLifecycle
+
+/// A Kafka producer. Idempotent (`enable.idempotence=true`) and keyed with `murmur2_random` (the
+/// Java client's partitioner) unless the configuration says otherwise. Delivery reports are served
+/// by a dedicated poll thread and handed back as awaited results.
+public final class KafkaProducer: Sendable, Service {
+    /// The defaults any configuration property overrides.
+    public static let defaultProperties: [String: String] = [
+        "enable.idempotence": "true",
+        "partitioner": "murmur2_random",
+        "linger.ms": "5",
+    ]
+
+    private let client: NativeClient
+    private let logger: Logger
+    private let pollThread: DedicatedThread
+    private let stopPolling: ConditionLockedFlag
+    private let executor: BlockingExecutor
+    private let state = ConditionLock()
+    // `nonisolated(unsafe)`: both only touched while `state` is held.
+    nonisolated(unsafe) private var topics: [String: OpaquePointer] = [:]
+    nonisolated(unsafe) private var closed = false
+
+    public init(configuration: KafkaConfiguration, logger: Logger = Logger(label: "shardflow.kafka.producer")) throws {
+        self.logger = logger
+        let callbacks = ClientCallbacks(
+            logger: logger,
+            configuration: configuration,
+            onError: { error in logger.warning("Kafka producer error", metadata: ["error": "\(error)"]) },
+            onDelivery: { DeliveryTarget.handle($0) }
+        )
+        let client = try NativeClient(type: RD_KAFKA_PRODUCER, configuration: configuration, defaults: Self.defaultProperties, callbacks: callbacks)
+        self.client = client
+        let stop = ConditionLockedFlag()
+        stopPolling = stop
+        pollThread = DedicatedThread(name: "kafka-producer") {
+            while !stop.isSet { rd_kafka_poll(client.handle, 100) }
+        }
+        executor = BlockingExecutor(name: "kafka-prod-io")
+    }
+
+    deinit {
+        shutdownNow(flushTimeoutMs: 1000)
+        executor.shutdown()
+    }
+
+    /// Publishes one message and waits for its delivery report.
+    public func send(_ message: KafkaProducerMessage) async throws -> DeliveryReport {
+        try await sendAll([message])[0].get()
+    }
+
+    /// Publishes all messages (enqueued back to back, so librdkafka batches them) and returns one
+    /// result per message, in order, once every report has arrived.
+    public func sendAll(_ messages: [KafkaProducerMessage]) async -> [Result<DeliveryReport, KafkaError>] {
+        guard !messages.isEmpty else { return [] }
+        let collector = BatchCollector(count: messages.count)
+        for (index, message) in messages.enumerated() {
+            await enqueue(message, target: DeliveryTarget { collector.record(index, $0) })
+        }
+        return await collector.wait()
+    }
+
+    /// Hands the message to librdkafka; a full local queue is waited out, any other refusal
+    /// resolves the target with the error.
+    private func enqueue(_ message: KafkaProducerMessage, target: DeliveryTarget) async {
+        let opaque = Unmanaged.passRetained(target).toOpaque()
+        while true {
+            let outcome: rd_kafka_resp_err_t = state.withLock {
+                if closed { return RD_KAFKA_RESP_ERR__DESTROY }
+                let topic: OpaquePointer
+                if let known = topics[message.topic] {
+                    topic = known
+                } else {
+                    guard let created = rd_kafka_topic_new(client.handle, message.topic, nil) else { return rd_kafka_last_error() }
+                    topics[message.topic] = created
+                    topic = created
+                }
+                let status = message.value.withUnsafeBytes { value in
+                    withKey(message.key) { key in
+                        rd_kafka_produce(
+                            topic, message.partition ?? RD_KAFKA_PARTITION_UA_VALUE, RD_KAFKA_MSG_F_COPY,
+                            UnsafeMutableRawPointer(mutating: value.baseAddress), value.count,
+                            key?.baseAddress, key?.count ?? 0, opaque)
+                    }
+                }
+                return status == 0 ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_last_error()
+            }
+            if outcome == RD_KAFKA_RESP_ERR_NO_ERROR { return }
+            if outcome == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                // The poll thread drains the queue as reports arrive; wait a little and retry.
+                try? await Task.sleep(for: .milliseconds(1))
+                continue
+            }
+            Unmanaged<DeliveryTarget>.fromOpaque(opaque).release()
+            let error = outcome == RD_KAFKA_RESP_ERR__DESTROY ? KafkaError.closed : KafkaError(outcome)
+            target.resolve(.failure(error))
+            return
+        }
+    }
+
+    /// Waits until every queued message is delivered or `timeout` passes. Throws `_TIMED_OUT` if messages remain.
+    public func flush(timeout: Duration = .seconds(30)) async throws {
+        let client = client
+        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let error = try await executor.run { client.isDestroyed ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_flush(client.handle, ms) }
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(error) }
+    }
+
+    /// Flushes (up to `flushTimeout`), fails what is still queued with `_PURGE_QUEUE`, and frees the
+    /// client. Sends after this fail with `_DESTROY`.
+    public func close(flushTimeout: Duration = .seconds(10)) async {
+        let ms = Int32(clamping: flushTimeout.components.seconds * 1000)
+        _ = try? await executor.run { [self] in shutdownNow(flushTimeoutMs: ms) }
+        executor.shutdown()
+    }
+
+    /// Runs until graceful shutdown, then closes.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await close()
+    }
+
+    private func shutdownNow(flushTimeoutMs: Int32) {
+        let handles: [OpaquePointer]? = state.withLock {
+            if closed { return nil }
+            closed = true
+            defer { topics = [:] }
+            return Array(topics.values)
+        }
+        guard let handles else { return }
+        rd_kafka_flush(client.handle, flushTimeoutMs)
+        rd_kafka_purge(client.handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+        rd_kafka_flush(client.handle, 500)  // serves the purged messages' reports
+        stopPolling.setOnce()
+        pollThread.join()
+        rd_kafka_poll(client.handle, 0)
+        for handle in handles { rd_kafka_topic_destroy(handle) }
+        client.destroy()
+        logger.debug("Kafka producer closed")
+    }
+}
+
+private func withKey<T>(_ key: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> T) -> T {
+    guard let key else { return body(nil) }
+    return key.withUnsafeBytes { body($0) }
+}
+
+let RD_KAFKA_PARTITION_UA_VALUE: Int32 = -1
