@@ -1,0 +1,117 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// The engine alone, without Kafka: N workflows of K no-op steps over S shards, in a temporary
+/// directory, with real SQLite stores and the real replayer and executor. Outbox rows are
+/// acknowledged as soon as they appear, as a publisher would.
+public struct EngineBenchmark: Sendable {
+    public struct Report: Sendable, CustomStringConvertible {
+        public var shards: Int
+        public var workflows: Int
+        public var stepsPerWorkflow: Int
+        public var elapsed: Duration
+        public var stepsPerSecond: Double
+        /// From a step's result to its workflow's next step being queued.
+        public var p50: Duration?
+        public var p99: Duration?
+        public var ingestElapsed: Duration
+
+        public var description: String {
+            func ms(_ duration: Duration?) -> String {
+                guard let duration else { return "n/a" }
+                return String(format: "%.2f ms", Double(duration.nanoseconds) / 1e6)
+            }
+            return """
+                engine benchmark: \(workflows) workflows x \(stepsPerWorkflow) no-op steps over \(shards) shard(s)
+                  ingest:        \(ms(ingestElapsed)) for \(workflows) starts
+                  run:           \(ms(elapsed))
+                  throughput:    \(String(format: "%.0f", stepsPerSecond)) steps/s
+                  result -> next step queued: p50 \(ms(p50)), p99 \(ms(p99))
+                """
+        }
+    }
+
+    public var workflows: Int
+    public var stepsPerWorkflow: Int
+    public var shards: Int
+    public var configuration: ShardConfiguration
+
+    public init(workflows: Int = 2_000, stepsPerWorkflow: Int = 3, shards: Int = 1,
+                configuration: ShardConfiguration = ShardConfiguration()) {
+        self.workflows = max(1, workflows)
+        self.stepsPerWorkflow = max(1, stepsPerWorkflow)
+        self.shards = max(1, shards)
+        self.configuration = configuration
+    }
+
+    struct NoopArgs: Codable, Sendable { var steps: Int }
+
+    static func registry() -> WorkflowRegistry {
+        var registry = WorkflowRegistry()
+        registry.registerStep("noop", input: Int.self, output: Int.self, retry: .atMostOnce) { value, _ in value }
+        registry.registerWorkflow("bench", args: NoopArgs.self, result: Int.self) { context, args in
+            var value = 0
+            for _ in 0..<args.steps { value = try await context.run("noop", value + 1, as: Int.self) }
+            return value
+        }
+        return registry
+    }
+
+    public func run(logger: Logger = Logger(label: "shardflow.bench")) async throws -> Report {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("shardflow-bench-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let registry = Self.registry()
+        let latency = LatencyRecorder()
+        var opened: [Shard] = []
+        for index in 0..<shards {
+            let shard = try await Shard.open(directory: directory, shard: index, registry: registry,
+                                             configuration: configuration, logger: logger)
+            shard.runtime.withLock { $0.latencySink = latency }
+            opened.append(shard)
+        }
+        let ingestStart = ContinuousClock.now
+        let now = SystemEngineClock().nowMilliseconds()
+        var batches = Array(repeating: [InboundMessage](), count: shards)
+        for index in 0..<workflows {
+            let start = StartMessage(workflowId: "bench-\(index)", workflow: "bench",
+                                     args: .object(["steps": .int(Int64(stepsPerWorkflow))]), createdAt: now + Int64(index))
+            let target = index % shards
+            batches[target].append(InboundMessage(
+                stream: .workflows, topic: "shardflow.workflows", partition: target,
+                offset: Int64(batches[target].count), key: Array(start.workflowId.utf8),
+                value: try start.contractJSON(), timestamp: now))
+        }
+        for (index, batch) in batches.enumerated() {
+            for chunk in stride(from: 0, to: batch.count, by: 1000) {
+                _ = try await opened[index].ingest(Array(batch[chunk..<min(chunk + 1000, batch.count)]))
+            }
+        }
+        let ingestElapsed = ContinuousClock.now - ingestStart
+
+        let started = ContinuousClock.now
+        for shard in opened { shard.start() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, shard) in opened.enumerated() {
+                let expected = batches[index].count
+                group.addTask {
+                    var completed = 0
+                    while completed < expected {
+                        await shard.waitForOutbox()
+                        let records = try shard.pendingOutbox(limit: 5000)
+                        completed += records.filter { $0.topic == .completions }.count
+                        try shard.acknowledgeOutbox(ids: records.map(\.id))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = ContinuousClock.now - started
+        for shard in opened { await shard.close(drainTimeout: .seconds(5)) }
+        let steps = Double(workflows * stepsPerWorkflow)
+        return Report(shards: shards, workflows: workflows, stepsPerWorkflow: stepsPerWorkflow, elapsed: elapsed,
+                      stepsPerSecond: steps / (Double(elapsed.nanoseconds) / 1e9),
+                      p50: latency.percentile(0.5), p99: latency.percentile(0.99), ingestElapsed: ingestElapsed)
+    }
+}

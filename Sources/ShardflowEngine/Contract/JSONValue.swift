@@ -1,0 +1,156 @@
+import Foundation
+
+/// Any JSON value. Workflow arguments, step results and event values pass through the engine
+/// as `JSONValue` (or as JSON text) without being reinterpreted.
+public enum JSONValue: Sendable, Equatable, Hashable, Codable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .int(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .double(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .double(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+
+    /// JSON does not tell integers from doubles: `1000` and `1e3` are the same number.
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): return true
+        case let (.bool(a), .bool(b)): return a == b
+        case let (.int(a), .int(b)): return a == b
+        case let (.double(a), .double(b)): return a == b
+        case let (.int(a), .double(b)), let (.double(b), .int(a)): return Double(a) == b && b.rounded() == b && abs(b) < 9.0e15
+        case let (.string(a), .string(b)): return a == b
+        case let (.array(a), .array(b)): return a == b
+        case let (.object(a), .object(b)): return a == b
+        default: return false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null: hasher.combine(0)
+        case .bool(let value): hasher.combine(value)
+        case .int(let value): hasher.combine(Double(value))
+        case .double(let value): hasher.combine(value)
+        case .string(let value): hasher.combine(value)
+        case .array(let value): hasher.combine(value)
+        case .object(let value): hasher.combine(value)
+        }
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let fields) = self { return fields[key] }
+        return nil
+    }
+
+    public var stringValue: String? {
+        if case .string(let value) = self { return value }
+        return nil
+    }
+
+    /// An integer, also accepting a double with no fractional part (JSON does not distinguish them).
+    public var int64Value: Int64? {
+        switch self {
+        case .int(let value): return value
+        case .double(let value) where value.rounded() == value && abs(value) < 9.0e15: return Int64(value)
+        default: return nil
+        }
+    }
+
+    /// Parses JSON text. Throws `JSONParseError` with a readable description on bad input.
+    public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+        do {
+            return try JSONText.parse(bytes)
+        } catch {
+            throw JSONParseError(description: "invalid JSON at byte \(error.offset): \(error.message)")
+        }
+    }
+
+    /// Compact JSON text with sorted keys (stable bytes for the same value).
+    public func jsonString() -> String {
+        String(decoding: jsonBytes(), as: UTF8.self)
+    }
+
+    public func jsonBytes() -> [UInt8] {
+        var out: [UInt8] = []
+        JSONText.write(self, into: &out)
+        return out
+    }
+}
+
+/// Why a byte sequence is not valid JSON.
+public struct JSONParseError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
+/// Shared JSON settings: compact output with sorted keys, so the same value always gives the same bytes.
+enum JSONCoding {
+    static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    static func decoder() -> JSONDecoder { JSONDecoder() }
+
+    /// Encodes a value; plain numbers, strings, booleans and `JSONValue` skip the generic encoder.
+    static func encodeString<T: Encodable>(_ value: T) throws -> String {
+        switch value {
+        case let number as Int: return String(number)
+        case let number as Int64: return String(number)
+        case let flag as Bool: return flag ? "true" : "false"
+        case let text as String: return JSONValue.string(text).jsonString()
+        case let json as JSONValue: return json.jsonString()
+        default: return String(decoding: try encoder().encode(value), as: UTF8.self)
+        }
+    }
+
+    /// Decodes a value; plain numbers, strings, booleans and `JSONValue` skip the generic decoder.
+    static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
+        if T.self == JSONValue.self || T.self == Int.self || T.self == Int64.self || T.self == String.self || T.self == Bool.self {
+            let json = try JSONValue.parse(Array(text.utf8))
+            let decoded: Any?
+            switch json {
+            case .int(let number): decoded = T.self == Int.self ? Int(exactly: number) : (T.self == Int64.self ? number : nil)
+            case .string(let string): decoded = string
+            case .bool(let flag): decoded = flag
+            default: decoded = nil
+            }
+            if T.self == JSONValue.self, let result = json as? T { return result }
+            if let result = decoded as? T { return result }
+        }
+        return try decoder().decode(type, from: Data(text.utf8))
+    }
+}

@@ -1,0 +1,238 @@
+import Foundation
+
+/// The error of a failed workflow: `{"message": "...", "step": "name or null"}`.
+public struct WorkflowErrorInfo: Sendable, Equatable, Codable {
+    public var message: String
+    public var step: String?
+
+    public init(message: String, step: String?) {
+        self.message = message
+        self.step = step
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(message, forKey: .message)
+        try container.encode(step, forKey: .step)  // null when absent, as the contract shows
+    }
+}
+
+/// How a workflow ended.
+public enum CompletionStatus: String, Sendable, Codable {
+    case succeeded, failed, canceled
+}
+
+/// `shardflow.completions` (key = workflowId).
+public struct CompletionEvent: Sendable, Equatable, Codable {
+    public var eventId: String
+    public var workflowId: String
+    public var workflow: String
+    public var shard: Int
+    public var status: CompletionStatus
+    public var result: JSONValue?
+    public var error: WorkflowErrorInfo?
+    public var createdAt: Int64
+    public var completedAt: Int64
+    public var steps: Int
+
+    public init(eventId: String, workflowId: String, workflow: String, shard: Int, status: CompletionStatus,
+                result: JSONValue?, error: WorkflowErrorInfo?, createdAt: Int64, completedAt: Int64, steps: Int) {
+        self.eventId = eventId
+        self.workflowId = workflowId
+        self.workflow = workflow
+        self.shard = shard
+        self.status = status
+        self.result = result
+        self.error = error
+        self.createdAt = createdAt
+        self.completedAt = completedAt
+        self.steps = steps
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(eventId, forKey: .eventId)
+        try container.encode(workflowId, forKey: .workflowId)
+        try container.encode(workflow, forKey: .workflow)
+        try container.encode(shard, forKey: .shard)
+        try container.encode(status, forKey: .status)
+        try container.encode(result ?? .null, forKey: .result)
+        try container.encode(error, forKey: .error)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(completedAt, forKey: .completedAt)
+        try container.encode(steps, forKey: .steps)
+    }
+}
+
+/// What triggered a replay.
+public enum ReplayTrigger: String, Sendable, Codable {
+    case start, step, event, timer, cancel, `operator`
+}
+
+/// `shardflow.replays` (key = workflowId).
+public struct ReplayEvent: Sendable, Equatable, Codable {
+    public struct Consumed: Sendable, Equatable, Codable {
+        public var stepId: Int
+        public var name: String
+        public var status: String
+        public var attempts: Int
+        public init(stepId: Int, name: String, status: String, attempts: Int) {
+            self.stepId = stepId
+            self.name = name
+            self.status = status
+            self.attempts = attempts
+        }
+    }
+
+    public struct Scheduled: Sendable, Equatable, Codable {
+        public var stepId: Int
+        public var name: String
+        public init(stepId: Int, name: String) {
+            self.stepId = stepId
+            self.name = name
+        }
+    }
+
+    public enum Outcome: String, Sendable, Codable { case waiting, completed }
+
+    public var eventId: String
+    public var workflowId: String
+    public var workflow: String
+    public var shard: Int
+    public var generation: Int
+    public var at: Int64
+    public var trigger: ReplayTrigger
+    public var consumed: [Consumed]
+    public var scheduled: [Scheduled]
+    public var outcome: Outcome
+
+    public init(eventId: String, workflowId: String, workflow: String, shard: Int, generation: Int, at: Int64,
+                trigger: ReplayTrigger, consumed: [Consumed], scheduled: [Scheduled], outcome: Outcome) {
+        self.eventId = eventId
+        self.workflowId = workflowId
+        self.workflow = workflow
+        self.shard = shard
+        self.generation = generation
+        self.at = at
+        self.trigger = trigger
+        self.consumed = consumed
+        self.scheduled = scheduled
+        self.outcome = outcome
+    }
+}
+
+/// Counts of what an operation touched.
+public struct AffectedCounts: Sendable, Equatable, Codable {
+    public var tasks: Int
+    public var workflows: Int
+    public var replayEntries: Int
+    public init(tasks: Int = 0, workflows: Int = 0, replayEntries: Int = 0) {
+        self.tasks = tasks
+        self.workflows = workflows
+        self.replayEntries = replayEntries
+    }
+}
+
+/// `shardflow.control-results` (key = commandId).
+public struct ControlResult: Sendable, Equatable, Codable {
+    public enum Status: String, Sendable, Codable { case applied, rejected }
+
+    public var commandId: String
+    /// The command's type as received (null when the message had none).
+    public var type: String?
+    public var shard: Int
+    public var status: Status
+    public var epoch: Int64
+    public var affected: AffectedCounts
+    public var stuckWorkflows: Int
+    public var error: String?
+    public var at: Int64
+
+    public init(commandId: String, type: String?, shard: Int, status: Status, epoch: Int64,
+                affected: AffectedCounts, stuckWorkflows: Int, error: String?, at: Int64) {
+        self.commandId = commandId
+        self.type = type
+        self.shard = shard
+        self.status = status
+        self.epoch = epoch
+        self.affected = affected
+        self.stuckWorkflows = stuckWorkflows
+        self.error = error
+        self.at = at
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(commandId, forKey: .commandId)
+        try container.encode(type, forKey: .type)
+        try container.encode(shard, forKey: .shard)
+        try container.encode(status, forKey: .status)
+        try container.encode(epoch, forKey: .epoch)
+        try container.encode(affected, forKey: .affected)
+        try container.encode(stuckWorkflows, forKey: .stuckWorkflows)
+        try container.encode(error, forKey: .error)
+        try container.encode(at, forKey: .at)
+    }
+}
+
+/// `shardflow.dead-letters` (key = the original key).
+public struct DeadLetter: Sendable, Equatable, Codable {
+    public enum ValueEncoding: String, Sendable, Codable { case utf8, base64 }
+
+    public var sourceTopic: String
+    public var partition: Int
+    public var offset: Int64
+    public var key: String?
+    public var value: String?
+    public var valueEncoding: ValueEncoding
+    public var error: String
+    public var at: Int64
+
+    public init(sourceTopic: String, partition: Int, offset: Int64, key: String?, value: String?,
+                valueEncoding: ValueEncoding, error: String, at: Int64) {
+        self.sourceTopic = sourceTopic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.valueEncoding = valueEncoding
+        self.error = error
+        self.at = at
+    }
+
+    /// Builds the dead letter of raw bytes: UTF-8 text as is, anything else in base64.
+    public init(sourceTopic: String, partition: Int, offset: Int64, key: [UInt8]?, value: [UInt8]?, error: String, at: Int64) {
+        var encoding = ValueEncoding.utf8
+        var text: String?
+        if let value {
+            if let utf8 = String(validating: value, as: UTF8.self) {
+                text = utf8
+            } else {
+                text = Data(value).base64EncodedString()
+                encoding = .base64
+            }
+        }
+        self.init(sourceTopic: sourceTopic, partition: partition, offset: offset,
+                  key: key.map { String(decoding: $0, as: UTF8.self) }, value: text,
+                  valueEncoding: encoding, error: error, at: at)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(sourceTopic, forKey: .sourceTopic)
+        try container.encode(partition, forKey: .partition)
+        try container.encode(offset, forKey: .offset)
+        try container.encode(key, forKey: .key)
+        try container.encode(value, forKey: .value)
+        try container.encode(valueEncoding, forKey: .valueEncoding)
+        try container.encode(error, forKey: .error)
+        try container.encode(at, forKey: .at)
+    }
+}
+
+extension Encodable {
+    /// The contract's bytes for this message (compact, sorted keys).
+    public func contractJSON() throws -> [UInt8] {
+        Array(try JSONCoding.encoder().encode(self))
+    }
+}

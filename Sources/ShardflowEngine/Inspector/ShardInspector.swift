@@ -1,0 +1,39 @@
+import Foundation
+import GRDB
+
+/// Read-only view of a shard store, safe while a worker writes it (WAL readers take no lock and
+/// never block the writer). For `shardflow inspect` and `shardflow check`.
+public struct ShardInspector: Sendable {
+    public let shard: Int
+    private let database: DatabaseQueue
+
+    public init(directory: String, shard: Int) throws {
+        let path = URL(fileURLWithPath: directory).appendingPathComponent(Shard.storeFileName(shard: shard)).path
+        guard FileManager.default.fileExists(atPath: path) else { throw ShardError.io("no store for shard \(shard) at \(path)") }
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(5)
+        self.shard = shard
+        self.database = try DatabaseQueue(path: path, configuration: config)
+    }
+
+    /// The shard numbers that have a store in `directory`, ascending.
+    public static func shards(in directory: String) throws -> [Int] {
+        try FileManager.default.contentsOfDirectory(atPath: directory).compactMap { name -> Int? in
+            guard name.hasPrefix("shard-"), name.hasSuffix(".sqlite") else { return nil }
+            return Int(name.dropFirst("shard-".count).dropLast(".sqlite".count))
+        }.sorted()
+    }
+
+    public func stats() throws -> ShardStats {
+        try database.read { db in try StoreQueries.stats(db, shard: shard, executorState: nil) }
+    }
+
+    public func audit(concurrencyBound: Int = 50) throws -> AuditReport {
+        try database.read { db in try StoreQueries.audit(db, shard: shard, concurrencyBound: concurrencyBound) }
+    }
+
+    public func workflow(_ workflowId: String) throws -> WorkflowDetail? {
+        try database.read { db in try StoreQueries.workflowDetail(db, workflowId: workflowId) }
+    }
+}

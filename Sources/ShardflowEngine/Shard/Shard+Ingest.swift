@@ -1,0 +1,151 @@
+import Foundation
+import GRDB
+
+/// Ingest: inbound messages applied in one transaction per batch, with each stream's next offset (I3).
+extension Shard {
+    /// Applies a batch of messages read from Kafka. Messages below a stream's stored next offset were
+    /// applied already and are skipped. A message that cannot be applied becomes a dead letter (or,
+    /// for a control message with a usable commandId, a `rejected` control result) in the same
+    /// transaction. Control messages with no usable commandId (not JSON, not an object, no
+    /// `commandId` string) are dead-lettered, since a result could not be keyed.
+    public func ingest(_ messages: [InboundMessage]) async throws -> IngestSummary {
+        guard !messages.isEmpty else { return IngestSummary() }
+        var effects = Effects()
+        var summary = IngestSummary()
+        try write { db in
+            var next: [InboundMessage.Stream: Int64] = [:]
+            for stream in [InboundMessage.Stream.workflows, .control] {
+                if let offset = try StoreQueries.nextOffset(db, stream) { next[stream] = offset }
+            }
+            let now = clock.nowMilliseconds()
+            for message in messages {
+                if let stored = next[message.stream], message.offset < stored {
+                    summary.skipped += 1
+                    continue
+                }
+                switch message.stream {
+                case .workflows: try applyWorkflowMessage(db, message, now: now, summary: &summary, effects: &effects)
+                case .control: try applyControlMessage(db, message, now: now, summary: &summary, effects: &effects)
+                }
+                next[message.stream] = message.offset + 1
+            }
+            for (stream, offset) in next {
+                try db.run("INSERT OR REPLACE INTO consumed_offsets (stream, nextOffset) VALUES (?, ?)", [stream.rawValue, offset])
+            }
+        }
+        afterOperation(effects)
+        return summary
+    }
+
+    private func deadLetter(_ db: Database, _ message: InboundMessage, reason: String, now: Int64,
+                            summary: inout IngestSummary, effects: inout Effects) throws {
+        let letter = DeadLetter(sourceTopic: message.topic, partition: message.partition, offset: message.offset,
+                                key: message.key, value: message.value, error: reason, at: now)
+        try appendOutbox(db, topic: .deadLetters, key: letter.key ?? "", value: try letter.contractJSON(), effects: &effects)
+        summary.deadLetters += 1
+        metrics.deadLetters.increment()
+        logger.debug("dead letter at offset \(message.offset): \(reason)")
+    }
+
+    private func applyWorkflowMessage(_ db: Database, _ message: InboundMessage, now: Int64,
+                                      summary: inout IngestSummary, effects: inout Effects) throws {
+        let decoded: WorkflowMessage
+        do {
+            decoded = try InboundDecoding.workflowMessage(message.value, maxBytes: configuration.maxMessageBytes)
+        } catch {
+            try deadLetter(db, message, reason: error.description, now: now, summary: &summary, effects: &effects)
+            return
+        }
+        switch decoded {
+        case .start(let start):
+            guard let definition = registry.workflows[start.workflow] else {
+                try deadLetter(db, message, reason: "unknown workflow \"\(start.workflow.prefix(200))\"", now: now,
+                               summary: &summary, effects: &effects)
+                return
+            }
+            let args = start.args.jsonString()
+            do {
+                try definition.validateArgs(args)
+            } catch {
+                try deadLetter(db, message, reason: "args do not match workflow \(start.workflow): \(error)", now: now,
+                               summary: &summary, effects: &effects)
+                return
+            }
+            // I2: a workflowId the shard knows already changes nothing.
+            try db.run("""
+                INSERT OR IGNORE INTO workflows (id, name, args, createdAt, startedAt, status)
+                VALUES (?, ?, ?, ?, ?, 'running')
+                """, [start.workflowId, start.workflow, args, start.createdAt ?? message.timestamp, now])
+            if db.changesCount > 0 {
+                try enqueueReplay(db, workflowId: start.workflowId, trigger: .start, now: now, effects: &effects)
+                summary.started += 1
+                metrics.workflowsStarted.increment()
+            } else {
+                summary.duplicateStarts += 1
+            }
+        case .cancel(let cancel):
+            _ = try self.cancel(db, workflowId: cancel.workflowId, reason: cancel.reason, now: now, effects: &effects)
+            summary.canceled += 1
+        case .event(let event):
+            _ = try deliverEvent(db, workflowId: event.workflowId, name: event.name, value: event.value, now: now,
+                                 effects: &effects)
+            summary.events += 1
+        }
+    }
+
+    private func applyControlMessage(_ db: Database, _ message: InboundMessage, now: Int64,
+                                     summary: inout IngestSummary, effects: inout Effects) throws {
+        let fields: [String: JSONValue]
+        do {
+            fields = try InboundDecoding.parseObject(message.value, maxBytes: configuration.maxMessageBytes)
+        } catch {
+            try deadLetter(db, message, reason: error.description, now: now, summary: &summary, effects: &effects)
+            return
+        }
+        guard let commandId = fields["commandId"]?.stringValue, !commandId.isEmpty else {
+            let reason = fields["commandId"] == nil ? "missing field commandId" : "field commandId must be a non-empty string"
+            try deadLetter(db, message, reason: reason, now: now, summary: &summary, effects: &effects)
+            return
+        }
+        summary.controlResults += 1
+        // A repeated commandId is answered again with the stored result, and applies nothing.
+        if let stored = try Data.fetchOne(db.cachedStatement(sql: "SELECT result FROM control_commands WHERE commandId = ?"),
+                                          arguments: [commandId]) {
+            try appendOutbox(db, topic: .controlResults, key: commandId, value: Array(stored), effects: &effects)
+            return
+        }
+        let typeText = fields["type"]?.stringValue
+        var rejection: String?
+        var operationResult: OperationResult?
+        if fields["type"] == nil || fields["type"] == .null {
+            rejection = "missing field type"
+        } else if let typeText, let type = ControlCommandType(rawValue: typeText) {
+            if let target = fields["shard"]?.int64Value {
+                if target != Int64(message.partition) || target != Int64(shard) {
+                    rejection = "wrong shard: the command targets shard \(target) but was read from partition \(message.partition) (shard \(shard))"
+                } else {
+                    let reason = fields["reason"]?.stringValue ?? "no reason given"
+                    switch type {
+                    case .failPendingTasks: operationResult = try failPendingTasks(db, reason: reason, now: now, effects: &effects)
+                    case .bumpEpoch: operationResult = try bumpEpoch(db)
+                    case .resumeExecutors: operationResult = try resumeExecutors(db)
+                    case .clearReplayQueue: operationResult = try clearReplayQueue(db)
+                    case .clearTaskQueue: operationResult = try clearTaskQueue(db)
+                    }
+                }
+            } else {
+                rejection = fields["shard"] == nil ? "missing field shard" : "field shard must be an integer"
+            }
+        } else {
+            rejection = "unknown type \"\(String(describing: fields["type"]?.stringValue ?? fields["type"]?.jsonString() ?? "").prefix(100))\""
+        }
+        let answered = try operationResult ?? result(db, AffectedCounts())
+        let controlResult = ControlResult(
+            commandId: commandId, type: typeText, shard: shard, status: rejection == nil ? .applied : .rejected,
+            epoch: answered.epoch, affected: answered.affected, stuckWorkflows: answered.stuckWorkflows,
+            error: rejection, at: now)
+        let bytes = try controlResult.contractJSON()
+        try db.run("INSERT INTO control_commands (commandId, result, appliedAt) VALUES (?, ?, ?)", [commandId, Data(bytes), now])
+        try appendOutbox(db, topic: .controlResults, key: commandId, value: bytes, effects: &effects)
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import GRDB
+
+/// The replayer: runs workflow bodies over their journals and commits what they asked for.
+extension Shard {
+    /// Executions a transaction advanced: those left waiting are kept once it commits; if it fails,
+    /// every one it touched is terminated (the store did not move on, so neither may they).
+    struct StagedExecutions {
+        var kept: [(workflowId: String, entry: ExecutionCache.Entry)] = []
+        var touched: [WorkflowExecution] = []
+    }
+
+    /// Replays up to `replayBatchSize` queued workflows in one transaction. Returns how many.
+    func replayBatch() throws -> Int {
+        var effects = Effects()
+        let started = ContinuousClock.now
+        let handled = try writeAdvancing { db, staged -> Int in
+            // Taking the rows is one statement; they go in the transaction that commits the replays (I1).
+            let rows = try db.rows("""
+                DELETE FROM replay_queue WHERE rowid IN (SELECT rowid FROM replay_queue ORDER BY rowid LIMIT ?)
+                RETURNING rowid, workflowId, trigger
+                """, [configuration.replayBatchSize])
+            let ordered = rows.map { row -> (Int64, String, String) in (row[0], row[1], row[2]) }.sorted { $0.0 < $1.0 }
+            let now = clock.nowMilliseconds()
+            for (_, workflowId, trigger) in ordered {
+                _ = try replay(db, workflowId: workflowId, trigger: ReplayTrigger(rawValue: trigger) ?? .step, now: now,
+                               effects: &effects, staged: &staged, queuedRowTaken: true)
+            }
+            return rows.count
+        }
+        if handled > 0 {
+            metrics.replayDuration.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        }
+        signal(effects)
+        return handled
+    }
+
+    /// A write transaction that may advance kept executions (see `StagedExecutions`).
+    func writeAdvancing<T>(_ body: (Database, inout StagedExecutions) throws -> T) throws -> T {
+        var staged = StagedExecutions()
+        do {
+            let value = try write { db in try body(db, &staged) }
+            executions.keep(staged.kept)
+            return value
+        } catch {
+            for execution in staged.touched { execution.terminate() }
+            throw error
+        }
+    }
+
+    /// Replays one workflow: resumes its kept execution when the cache has the one for the current
+    /// generation, else replays the body over the whole journal. Returns whether it scheduled new steps.
+    func replay(_ db: Database, workflowId: String, trigger: ReplayTrigger, now: Int64, effects: inout Effects,
+                staged: inout StagedExecutions, queuedRowTaken: Bool = false) throws -> Bool {
+        // The row goes in the same transaction that commits this replay's effects (I1).
+        if !queuedRowTaken { try db.run("DELETE FROM replay_queue WHERE workflowId = ?", [workflowId]) }
+        let cached = executions.take(workflowId)
+        if let cached { staged.touched.append(cached.execution) }
+        // Loading the workflow and starting its next generation is one statement.
+        guard let row = try db.row("""
+            UPDATE workflows SET generation = generation + 1 WHERE id = ? AND status = 'running'
+            RETURNING id, name, args, createdAt, startedAt, status, generation
+            """, [workflowId]) else {
+            cached?.execution.terminate()
+            return false
+        }
+        let workflow = WorkflowRow(id: row[0], name: row[1], args: row[2], createdAt: row[3],
+                                   startedAt: row[4], status: row[5], generation: row[6])
+        let generation = workflow.generation
+        guard let definition = registry.workflows[workflow.name] else {
+            cached?.execution.terminate()
+            let error = WorkflowErrorInfo(message: "workflow \(workflow.name) is not registered in this worker", step: nil)
+            try completeWorkflow(db, workflow: workflow, status: .failed, result: nil, error: error, now: now, effects: &effects)
+            try appendReplayEvent(db, workflow: workflow, generation: generation, trigger: trigger, consumed: [],
+                                  scheduled: [], outcome: .completed, now: now, effects: &effects)
+            return false
+        }
+
+        let execution: WorkflowExecution
+        let outcome: ReplayOutcome
+        var consumed: [ReplayEvent.Consumed] = []
+        if let cached, cached.generation == generation - 1 {
+            // The body has seen every round before this one: deliver only the results that arrived since.
+            executions.count(hit: true)
+            let entries = try db.rows("""
+                UPDATE journal SET round = ? WHERE workflowId = ? AND round IS NULL AND status <> 'pending'
+                RETURNING seq, kind, name, status, output, error, attempts, round, completedAt
+                """, [generation, workflowId]).map(Self.journalEntry).sorted { $0.seq < $1.seq }
+            consumed = entries.map { .init(stepId: $0.seq, name: $0.name, status: $0.status.rawValue, attempts: $0.attempts) }
+            execution = cached.execution
+            outcome = execution.resume(with: entries)
+        } else {
+            executions.count(hit: false)
+            cached?.execution.terminate()
+            // Results that arrived since the last replay are delivered in this generation's round.
+            try db.run("UPDATE journal SET round = ? WHERE workflowId = ? AND round IS NULL AND status <> 'pending'",
+                       [generation, workflowId])
+            var journal: [JournalEntry] = []
+            var rounds: [Int: [Int]] = [:]
+            var hasPending = false
+            let journalSQL = """
+                SELECT seq, kind, name, status, output, error, attempts, round, completedAt
+                FROM journal WHERE workflowId = ? ORDER BY seq
+                """
+            for row in try db.rows(journalSQL, [workflowId]) {
+                let entry = Self.journalEntry(row)
+                journal.append(entry)
+                if let round = entry.round {
+                    rounds[round, default: []].append(entry.seq)
+                    if round == generation {
+                        consumed.append(.init(stepId: entry.seq, name: entry.name, status: entry.status.rawValue, attempts: entry.attempts))
+                    }
+                } else {
+                    hasPending = true
+                }
+            }
+            let context = WorkflowContext(
+                workflowId: workflowId, workflowName: workflow.name, registry: registry,
+                defaultRetry: definition.retry ?? configuration.defaultRetry, journal: journal, startedAt: workflow.startedAt)
+            execution = WorkflowExecution(definition: definition, context: context, args: workflow.args)
+            staged.touched.append(execution)
+            outcome = execution.replay(rounds: rounds.keys.sorted().map { rounds[$0] ?? [] }, hasPendingEntries: hasPending)
+        }
+
+        switch outcome {
+        case .completed(let result):
+            try completeWorkflow(db, workflow: workflow, status: .succeeded, result: result, error: nil, now: now, effects: &effects)
+            try appendReplayEvent(db, workflow: workflow, generation: generation, trigger: trigger, consumed: consumed,
+                                  scheduled: [], outcome: .completed, now: now, effects: &effects)
+            return false
+        case .failed(let error):
+            try completeWorkflow(db, workflow: workflow, status: .failed, result: nil, error: error, now: now, effects: &effects)
+            try appendReplayEvent(db, workflow: workflow, generation: generation, trigger: trigger, consumed: consumed,
+                                  scheduled: [], outcome: .completed, now: now, effects: &effects)
+            return false
+        case .waiting(let commands):
+            var scheduled: [ReplayEvent.Scheduled] = []
+            for command in commands {
+                if case .step(let seq, let name, _, _) = command { scheduled.append(.init(stepId: seq, name: name)) }
+                try schedule(db, workflow: workflow, command: command, now: now, effects: &effects)
+            }
+            try appendReplayEvent(db, workflow: workflow, generation: generation, trigger: trigger, consumed: consumed,
+                                  scheduled: scheduled, outcome: .waiting, now: now, effects: &effects)
+            staged.kept.append((workflowId, ExecutionCache.Entry(execution: execution, generation: generation)))
+            return !scheduled.isEmpty
+        }
+    }
+
+    private static func journalEntry(_ row: Row) -> JournalEntry {
+        JournalEntry(
+            seq: row[0], kind: JournalEntry.Kind(rawValue: row[1]) ?? .step, name: row[2],
+            status: JournalEntry.Status(rawValue: row[3]) ?? .pending, output: row[4],
+            error: row[5], attempts: row[6], round: row[7], completedAt: row[8])
+    }
+
+    private func schedule(_ db: Database, workflow: WorkflowRow, command: NewCommand, now: Int64, effects: inout Effects) throws {
+        switch command {
+        case .step(let seq, let name, let input, let retry):
+            try db.run("INSERT INTO journal (workflowId, seq, kind, name, status) VALUES (?, ?, 'step', ?, 'pending')",
+                       [workflow.id, seq, name])
+            try db.run("""
+                INSERT INTO tasks (workflowId, stepId, name, input, createdAt, state, attempt, readyAt, enqueuedAt,
+                                   maxAttempts, initialBackoffMs, multiplier, maxBackoffMs, jitter)
+                VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?)
+                """, [workflow.id, seq, name, input, workflow.createdAt, now, now, retry.maxAttempts,
+                      retry.initialBackoff.milliseconds, retry.multiplier, retry.maxBackoff.milliseconds, retry.jitter])
+            effects.tasks = true
+        case .sleep(let seq, let milliseconds):
+            try db.run("INSERT INTO journal (workflowId, seq, kind, name, status) VALUES (?, ?, 'sleep', 'sleep', 'pending')",
+                       [workflow.id, seq])
+            try db.run("INSERT INTO timers (workflowId, seq, fireAt) VALUES (?, ?, ?)", [workflow.id, seq, now + milliseconds])
+            effects.timers = true
+        case .waitForEvent(let seq, let name, let timeout):
+            try db.run("INSERT INTO journal (workflowId, seq, kind, name, status) VALUES (?, ?, 'event', ?, 'pending')",
+                       [workflow.id, seq, name])
+            try db.run("INSERT INTO event_waits (workflowId, seq, name) VALUES (?, ?, ?)", [workflow.id, seq, name])
+            if let timeout {
+                try db.run("INSERT INTO timers (workflowId, seq, fireAt) VALUES (?, ?, ?)", [workflow.id, seq, now + timeout])
+                effects.timers = true
+            }
+            // An event that arrived before the wait is delivered now.
+            try matchEvent(db, workflowId: workflow.id, name: name, now: now, effects: &effects)
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import GRDB
+
+/// Writes shared by ingest, replay, executor, timers and operations. Each runs inside the caller's
+/// transaction, so an effect and everything it implies commit together.
+extension Shard {
+    func appendOutbox(_ db: Database, topic: OutboxTopic, key: String, value: [UInt8], effects: inout Effects) throws {
+        try db.run("INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)", [topic.rawValue, key, Data(value)])
+        effects.outbox = true
+    }
+
+    /// I1: called in every transaction that leaves a workflow with something new to look at.
+    /// Returns whether a row was added (a workflow has at most one).
+    @discardableResult
+    func enqueueReplay(_ db: Database, workflowId: String, trigger: ReplayTrigger, now: Int64, effects: inout Effects) throws -> Bool {
+        try db.run("INSERT OR IGNORE INTO replay_queue (workflowId, trigger, enqueuedAt) VALUES (?, ?, ?)",
+                   [workflowId, trigger.rawValue, now])
+        effects.replay = true
+        return db.changesCount > 0
+    }
+
+    /// Takes the next value of a shard-wide sequence (for stable outbound event ids).
+    func nextSequence(_ db: Database, column: String) throws -> Int64 {
+        try db.int("UPDATE shard_meta SET \(column) = \(column) + 1 WHERE id = 1 RETURNING \(column)") ?? 0
+    }
+
+    func eventId(prefix: String, sequence: Int64) -> String {
+        let digits = String(sequence)
+        let padded = digits.count >= 9 ? digits : String(repeating: "0", count: 9 - digits.count) + digits
+        return "\(prefix)-\(shard)-\(padded)"
+    }
+
+    struct WorkflowRow {
+        let id: String
+        let name: String
+        let args: String
+        let createdAt: Int64
+        let startedAt: Int64
+        let status: String
+        let generation: Int
+    }
+
+    func loadWorkflow(_ db: Database, _ id: String) throws -> WorkflowRow? {
+        guard let row = try db.row(
+            "SELECT id, name, args, createdAt, startedAt, status, generation FROM workflows WHERE id = ?", [id]) else { return nil }
+        // Columns by position: name lookups are case-insensitive searches, and this is on every replay.
+        return WorkflowRow(id: row[0], name: row[1], args: row[2], createdAt: row[3],
+                           startedAt: row[4], status: row[5], generation: row[6])
+    }
+
+    /// Finishes a workflow: its result, its completion message, and nothing left queued for it.
+    func completeWorkflow(_ db: Database, workflow: WorkflowRow, status: CompletionStatus, result: String?,
+                          error: WorkflowErrorInfo?, now: Int64, effects: inout Effects) throws {
+        try db.run("""
+            UPDATE workflows SET status = ?, result = ?, errorMessage = ?, errorStep = ?, completedAt = ?
+            WHERE id = ?
+            """, [status.rawValue, result, error?.message, error?.step, now, workflow.id])
+        try db.run("DELETE FROM tasks WHERE workflowId = ?", [workflow.id])
+        try db.run("DELETE FROM timers WHERE workflowId = ?", [workflow.id])
+        try db.run("DELETE FROM event_waits WHERE workflowId = ?", [workflow.id])
+        try db.run("DELETE FROM events WHERE workflowId = ?", [workflow.id])
+        try db.run("DELETE FROM replay_queue WHERE workflowId = ?", [workflow.id])
+        let steps = try db.int("SELECT COUNT(*) FROM journal WHERE workflowId = ? AND kind = 'step'", [workflow.id]) ?? 0
+        let sequence = try nextSequence(db, column: "completionSeq")
+        let resultValue: JSONValue? = result.flatMap { try? JSONValue.parse(Array($0.utf8)) }
+        let event = CompletionEvent(
+            eventId: eventId(prefix: "c", sequence: sequence), workflowId: workflow.id, workflow: workflow.name,
+            shard: shard, status: status, result: resultValue, error: error, createdAt: workflow.createdAt,
+            completedAt: now, steps: Int(steps))
+        try appendOutbox(db, topic: .completions, key: workflow.id, value: try event.contractJSON(), effects: &effects)
+        metrics.completed(status)
+        metrics.workflowDuration.recordMilliseconds(max(0, now - workflow.startedAt))
+    }
+
+    func appendReplayEvent(_ db: Database, workflow: WorkflowRow, generation: Int, trigger: ReplayTrigger,
+                           consumed: [ReplayEvent.Consumed], scheduled: [ReplayEvent.Scheduled],
+                           outcome: ReplayEvent.Outcome, now: Int64, effects: inout Effects) throws {
+        let sequence = try nextSequence(db, column: "replaySeq")
+        let event = ReplayEvent(
+            eventId: eventId(prefix: "r", sequence: sequence), workflowId: workflow.id, workflow: workflow.name,
+            shard: shard, generation: generation, at: now, trigger: trigger, consumed: consumed,
+            scheduled: scheduled, outcome: outcome)
+        try appendOutbox(db, topic: .replays, key: workflow.id, value: try event.contractJSON(), effects: &effects)
+    }
+
+    /// Delivers the oldest stored event named `name` to the workflow's oldest wait for it, if both exist.
+    /// Returns whether one was delivered.
+    @discardableResult
+    func matchEvent(_ db: Database, workflowId: String, name: String, now: Int64, effects: inout Effects) throws -> Bool {
+        guard let wait = try db.row(
+                "SELECT seq FROM event_waits WHERE workflowId = ? AND name = ? ORDER BY seq LIMIT 1", [workflowId, name]),
+              let event = try db.row(
+                "SELECT id, value FROM events WHERE workflowId = ? AND name = ? ORDER BY id LIMIT 1", [workflowId, name])
+        else { return false }
+        let seq: Int = wait["seq"]
+        let value: String = event["value"]
+        try db.run("""
+            UPDATE journal SET status = 'received', output = ?, completedAt = ?, attempts = 1
+            WHERE workflowId = ? AND seq = ?
+            """, [value, now, workflowId, seq])
+        try db.run("DELETE FROM event_waits WHERE workflowId = ? AND seq = ?", [workflowId, seq])
+        try db.run("DELETE FROM timers WHERE workflowId = ? AND seq = ?", [workflowId, seq])
+        try db.run("DELETE FROM events WHERE id = ?", [event["id"] as Int64])
+        try enqueueReplay(db, workflowId: workflowId, trigger: .event, now: now, effects: &effects)
+        return true
+    }
+}

@@ -1,0 +1,52 @@
+import GRDB
+
+/// Durable timers (sleeps, event-wait timeouts) and the wake-up of tasks waiting out a retry backoff.
+extension Shard {
+    func timerLoop() async {
+        while !isClosing && !Task.isCancelled {
+            var next: Int64?
+            do {
+                next = try fireDueTimers()
+            } catch {
+                if isClosing { return }
+                logger.error("timers failed: \(error)")
+                next = clock.nowMilliseconds() + 100
+            }
+            await timerSignal.wait(orUntil: next, clock: clock)
+        }
+    }
+
+    /// Fires every timer that is due and returns when the next timer or retry is due (nil: none).
+    func fireDueTimers() throws -> Int64? {
+        var effects = Effects()
+        let next: Int64? = try write { db in
+            let now = clock.nowMilliseconds()
+            for row in try db.rows("SELECT workflowId, seq FROM timers WHERE fireAt <= ? ORDER BY fireAt LIMIT 500", [now]) {
+                let workflowId: String = row["workflowId"]
+                let seq: Int = row["seq"]
+                try db.run("DELETE FROM timers WHERE workflowId = ? AND seq = ?", [workflowId, seq])
+                try db.run("DELETE FROM event_waits WHERE workflowId = ? AND seq = ?", [workflowId, seq])
+                let kind = try String.fetchOne(db.cachedStatement(sql: "SELECT kind FROM journal WHERE workflowId = ? AND seq = ?"),
+                                               arguments: [workflowId, seq])
+                try db.run("""
+                    UPDATE journal SET status = ?, completedAt = ?, attempts = 1
+                    WHERE workflowId = ? AND seq = ? AND status = 'pending'
+                    """, [kind == "event" ? "timedOut" : "fired", now, workflowId, seq])
+                try enqueueReplay(db, workflowId: workflowId, trigger: .timer, now: now, effects: &effects)
+            }
+            if try db.int("SELECT 1 FROM tasks WHERE state = 'queued' AND readyAt <= ? LIMIT 1", [now]) != nil {
+                effects.tasks = true
+            }
+            let timer = try db.int("SELECT MIN(fireAt) FROM timers")
+            let retry = try db.int("SELECT MIN(readyAt) FROM tasks WHERE state = 'queued' AND readyAt > ?", [now])
+            switch (timer, retry) {
+            case let (a?, b?): return min(a, b)
+            case let (a?, nil): return a
+            case let (nil, b?): return b
+            case (nil, nil): return nil
+            }
+        }
+        signal(effects)
+        return next
+    }
+}

@@ -1,0 +1,303 @@
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+
+/// One shard: the single writer of `<directory>/shard-NNN.sqlite`, with its replayer, executor and
+/// timer loops. Every state change is one SQLite transaction that also writes what it causes (replay
+/// rows, tasks, outbox messages), so a crash at any point leaves a consistent store.
+public final class Shard: Sendable {
+    public let shard: Int
+    public let storePath: String
+    let database: DatabaseQueue
+    let lock: ShardLock
+    let registry: WorkflowRegistry
+    let configuration: ShardConfiguration
+    let clock: any EngineClock
+    let logger: Logger
+    let metrics: EngineMetrics
+    let runtime: Mutex<Runtime>
+    /// Workflow bodies kept alive between steps; used only inside this shard's write transactions.
+    let executions: ExecutionCache
+
+    /// Wakes the work loop: a replay row, a task, a step result or a free outbox slot appeared.
+    let workSignal = AsyncSignal()
+    let timerSignal = AsyncSignal()
+    let outboxSignal = AsyncSignal()
+    let drainedSignal = AsyncSignal()
+
+    /// A step result waiting to be recorded.
+    struct StepOutcome: Sendable {
+        let workflowId: String
+        let stepId: Int
+        let attempt: Int
+        let result: Result<String, StepError>
+        let finishedAt: ContinuousClock.Instant
+    }
+
+    struct StepError: Error, Sendable {
+        let message: String
+    }
+
+    struct TaskKey: Hashable, Sendable {
+        let workflowId: String
+        let stepId: Int
+    }
+
+    struct Runtime {
+        var started = false
+        var closing = false
+        var closed = false
+        /// The epoch the live executor claims at; nil when no executor runs.
+        var executorEpoch: Int64?
+        var inFlight: [TaskKey: Task<Void, Never>] = [:]
+        var results: [StepOutcome] = []
+        var loops: [Task<Void, Never>] = []
+        var latencySink: LatencyRecorder?
+    }
+
+    private init(shard: Int, storePath: String, database: DatabaseQueue, lock: ShardLock, registry: WorkflowRegistry,
+                 configuration: ShardConfiguration, clock: any EngineClock, logger: Logger, executorEpoch: Int64?) {
+        self.shard = shard
+        self.storePath = storePath
+        self.database = database
+        self.lock = lock
+        self.registry = registry
+        self.configuration = configuration
+        self.clock = clock
+        self.logger = logger
+        self.metrics = EngineMetrics(shard: shard)
+        self.executions = ExecutionCache(capacity: configuration.executionCacheCapacity)
+        var runtime = Runtime()
+        runtime.executorEpoch = executorEpoch
+        self.runtime = Mutex(runtime)
+    }
+
+    /// The store file name of a shard: `shard-007.sqlite`.
+    public static func storeFileName(shard: Int) -> String { "shard-\(paddedShard(shard)).sqlite" }
+    static func lockFileName(shard: Int) -> String { "shard-\(paddedShard(shard)).lock" }
+    private static func paddedShard(_ shard: Int) -> String {
+        let text = String(shard)
+        return text.count >= 3 ? text : String(repeating: "0", count: 3 - text.count) + text
+    }
+
+    /// Opens (creating if needed) the shard's store and takes its exclusive lock. Throws
+    /// `ShardError.locked` while another owner holds it. Tasks claimed by a dead executor go back
+    /// to the queue.
+    public static func open(directory: String, shard: Int, registry: WorkflowRegistry,
+                            configuration: ShardConfiguration = ShardConfiguration(),
+                            clock: any EngineClock = SystemEngineClock(),
+                            logger: Logger = Logger(label: "shardflow.engine")) async throws -> Shard {
+        guard shard >= 0 else { throw ShardError.io("shard number must not be negative (got \(shard))") }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw ShardError.io("cannot create data directory \(directory): \(error)")
+        }
+        let base = URL(fileURLWithPath: directory)
+        let lock = try ShardLock(path: base.appendingPathComponent(lockFileName(shard: shard)).path, shard: shard)
+        do {
+            let path = base.appendingPathComponent(storeFileName(shard: shard)).path
+            var config = Configuration()
+            config.journalMode = .wal
+            config.busyMode = .timeout(5)
+            config.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            }
+            let (database, executorEpoch) = try openStore(path: path, configuration: config, shard: shard)
+            var shardLogger = logger
+            shardLogger[metadataKey: "shard"] = "\(shard)"
+            return Shard(shard: shard, storePath: path, database: database, lock: lock, registry: registry,
+                         configuration: configuration, clock: clock, logger: shardLogger, executorEpoch: executorEpoch)
+        } catch {
+            lock.release()
+            throw error
+        }
+    }
+
+    /// Opens and migrates the store; requeues tasks claimed by a dead executor.
+    private static func openStore(path: String, configuration: Configuration, shard: Int) throws -> (DatabaseQueue, Int64?) {
+        let database = try DatabaseQueue(path: path, configuration: configuration)
+        try StoreSchema.migrator().migrate(database)
+        let executorEpoch: Int64? = try database.write { db in
+            try db.run("INSERT OR IGNORE INTO shard_meta (id, shard) VALUES (1, ?)", [shard])
+            guard let meta = try StoreQueries.meta(db) else { throw ShardError.io("shard metadata is missing") }
+            guard meta.shard == shard else { throw ShardError.shardMismatch(expected: shard, stored: meta.shard) }
+            // Steps claimed by an executor that died run again (at least once).
+            try db.run("UPDATE tasks SET state = 'queued', claimedEpoch = NULL WHERE state = 'running'")
+            return meta.executorEnabled ? meta.epoch : nil
+        }
+        return (database, executorEpoch)
+    }
+
+    /// Starts the replayer, executor and timer loops.
+    public func start() {
+        let shouldStart = runtime.withLock { state -> Bool in
+            guard !state.started && !state.closing else { return false }
+            state.started = true
+            return true
+        }
+        guard shouldStart else { return }
+        let loops = [
+            Task { await self.workLoop() },
+            Task { await self.timerLoop() },
+        ]
+        runtime.withLock { $0.loops = loops }
+    }
+
+    /// Stops claiming, lets in-flight steps finish and record for up to `drainTimeout` (unfinished
+    /// ones go back to the queue), and stops the loops. The store stays open, so the outbox can still be
+    /// published and acknowledged; `close()` then releases it.
+    public func stop(drainTimeout: Duration = .seconds(30)) async {
+        let alreadyStopping = runtime.withLock { state -> Bool in
+            let was = state.closing
+            state.closing = true
+            return was
+        }
+        guard !alreadyStopping else { return }
+        workSignal.notify()
+        timerSignal.notify()
+        let deadline = ContinuousClock.now.advanced(by: drainTimeout)
+        while runtime.withLock({ !$0.inFlight.isEmpty }) && ContinuousClock.now < deadline {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.drainedSignal.wait() }
+                group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+        let (loops, unfinished) = runtime.withLock { state in
+            (state.loops, Array(state.inFlight.values))
+        }
+        for loop in loops { loop.cancel() }
+        for loop in loops { await loop.value }
+        for step in unfinished { step.cancel() }
+        do {
+            while try recordResults() > 0 {}
+            try write { db in
+                try db.run("UPDATE tasks SET state = 'queued', claimedEpoch = NULL WHERE state = 'running'")
+            }
+        } catch {
+            logger.error("stopping shard: \(error)")
+        }
+        runtime.withLock { $0.results.removeAll() }
+        executions.removeAll()
+        outboxSignal.notify()
+    }
+
+    /// `stop(drainTimeout:)`, then closes the store and releases the lock.
+    public func close(drainTimeout: Duration = .seconds(30)) async {
+        await stop(drainTimeout: drainTimeout)
+        let alreadyClosed = runtime.withLock { state -> Bool in
+            let was = state.closed
+            state.closed = true
+            return was
+        }
+        guard !alreadyClosed else { return }
+        do {
+            try database.close()
+        } catch {
+            logger.error("closing shard store: \(error)")
+        }
+        lock.release()
+        outboxSignal.notify()
+    }
+
+    var isClosing: Bool { runtime.withLock { $0.closing } }
+
+    /// A write transaction, refused once the shard is closed.
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        guard !runtime.withLock({ $0.closed }) else { throw ShardError.closed(shard: shard) }
+        return try database.write(body)
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        guard !runtime.withLock({ $0.closed }) else { throw ShardError.closed(shard: shard) }
+        return try database.read(body)
+    }
+
+    // MARK: - offsets, outbox, stats
+
+    /// Where ingest resumes per input stream (nil: nothing consumed yet).
+    public func nextOffsets() throws -> (workflows: Int64?, control: Int64?) {
+        try read { db in (try StoreQueries.nextOffset(db, .workflows), try StoreQueries.nextOffset(db, .control)) }
+    }
+
+    /// Outbox rows in id order.
+    public func pendingOutbox(limit: Int = 1000) throws -> [OutboxRecord] {
+        try read { db in
+            try db.rows("SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT ?", [limit]).compactMap { row in
+                guard let topic = OutboxTopic(rawValue: row["topic"]) else { return nil }
+                let value: Data = row["value"]
+                return OutboxRecord(id: row["id"], topic: topic, key: row["key"], value: Array(value))
+            }
+        }
+    }
+
+    /// Deletes delivered outbox rows.
+    public func acknowledgeOutbox(ids: [Int64]) throws {
+        guard !ids.isEmpty else { return }
+        try write { db in
+            for chunk in stride(from: 0, to: ids.count, by: 500) {
+                let part = Array(ids[chunk..<min(chunk + 500, ids.count)])
+                let marks = Array(repeating: "?", count: part.count).joined(separator: ",")
+                try db.execute(sql: "DELETE FROM outbox WHERE id IN (\(marks))", arguments: StatementArguments(part))
+            }
+        }
+        workSignal.notify()
+    }
+
+    /// Returns once the outbox holds at least one row (or the shard closes).
+    public func waitForOutbox() async {
+        while !Task.isCancelled {
+            let hasRows = (try? read { db in try db.int("SELECT 1 FROM outbox LIMIT 1") != nil }) ?? true
+            if hasRows || isClosing { return }
+            await outboxSignal.wait()
+        }
+    }
+
+    public func stats() throws -> ShardStats {
+        try read { db in try StoreQueries.stats(db, shard: shard, executorState: executorState(db)) }
+    }
+
+    public func audit() throws -> AuditReport {
+        try read { db in try StoreQueries.audit(db, shard: shard, concurrencyBound: configuration.maxConcurrency) }
+    }
+
+    public func workflowDetail(_ workflowId: String) throws -> WorkflowDetail? {
+        try read { db in try StoreQueries.workflowDetail(db, workflowId: workflowId) }
+    }
+
+    private func executorState(_ db: Database) throws -> ExecutorState {
+        let meta = try StoreQueries.meta(db)
+        return runtime.withLock { state in
+            if state.started && !state.closing, let epoch = state.executorEpoch, meta?.executorEnabled == true,
+               meta?.epoch == epoch {
+                return .running
+            }
+            return state.inFlight.isEmpty ? .stopped : .draining
+        }
+    }
+
+    /// Wakes the loops that a committed change concerns.
+    func signal(_ effects: Effects) {
+        if effects.replay || effects.tasks { workSignal.notify() }
+        if effects.timers { timerSignal.notify() }
+        if effects.outbox { outboxSignal.notify() }
+    }
+
+    /// What a transaction changed, so the right loops wake up after it commits.
+    struct Effects {
+        var replay = false
+        var tasks = false
+        var timers = false
+        var outbox = false
+
+        mutating func formUnion(_ other: Effects) {
+            replay = replay || other.replay
+            tasks = tasks || other.tasks
+            timers = timers || other.timers
+            outbox = outbox || other.outbox
+        }
+    }
+}

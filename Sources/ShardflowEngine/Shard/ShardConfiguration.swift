@@ -1,0 +1,33 @@
+/// Tuning of one shard. The defaults match the contract.
+public struct ShardConfiguration: Sendable {
+    /// I5: at most this many steps run at once per shard.
+    public var maxConcurrency: Int = 50
+    /// I5: one claim takes at most this many tasks.
+    public var claimLimit: Int = 50
+    /// Backpressure: the executor claims nothing while the outbox holds more rows than this.
+    public var outboxHighWater: Int = 20_000
+    /// Inbound messages above this size are dead-lettered.
+    public var maxMessageBytes: Int = 1 << 20
+    /// Retry policy of steps when neither the call, the step nor the workflow sets one.
+    public var defaultRetry: RetryPolicy = .standard
+    /// How many replay-queue rows one replay transaction handles.
+    public var replayBatchSize: Int = 64
+    /// How many step results one recording transaction handles at most.
+    public var recordBatchSize: Int = 256
+    /// How many waiting workflow bodies the shard keeps alive between steps (0: replay every time).
+    /// A kept body is resumed with its next results instead of being replayed from the journal.
+    public var executionCacheCapacity: Int = 2_000
+
+    public init(maxConcurrency: Int = 50, claimLimit: Int = 50, outboxHighWater: Int = 20_000,
+                maxMessageBytes: Int = 1 << 20, defaultRetry: RetryPolicy = .standard,
+                replayBatchSize: Int = 64, recordBatchSize: Int = 256, executionCacheCapacity: Int = 2_000) {
+        self.maxConcurrency = max(1, maxConcurrency)
+        self.claimLimit = max(1, claimLimit)
+        self.outboxHighWater = max(1, outboxHighWater)
+        self.maxMessageBytes = max(1, maxMessageBytes)
+        self.defaultRetry = defaultRetry
+        self.replayBatchSize = max(1, replayBatchSize)
+        self.recordBatchSize = max(1, recordBatchSize)
+        self.executionCacheCapacity = max(0, executionCacheCapacity)
+    }
+}

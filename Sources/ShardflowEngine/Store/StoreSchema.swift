@@ -1,0 +1,129 @@
+import GRDB
+
+/// The shard store's versioned schema. Add a migration for every change; never edit a shipped one.
+enum StoreSchema {
+    static func migrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE shard_meta (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    shard INTEGER NOT NULL,
+                    epoch INTEGER NOT NULL DEFAULT 0,
+                    executorEnabled INTEGER NOT NULL DEFAULT 1,
+                    completionSeq INTEGER NOT NULL DEFAULT 0,
+                    replaySeq INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE TABLE consumed_offsets (
+                    stream TEXT PRIMARY KEY,
+                    nextOffset INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE workflows (
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    args TEXT NOT NULL,
+                    createdAt INTEGER NOT NULL,
+                    startedAt INTEGER NOT NULL,
+                    status TEXT NOT NULL,
+                    result TEXT,
+                    errorMessage TEXT,
+                    errorStep TEXT,
+                    generation INTEGER NOT NULL DEFAULT 0,
+                    completedAt INTEGER
+                ) WITHOUT ROWID;
+                CREATE INDEX workflows_by_status ON workflows(status);
+                CREATE TABLE journal (
+                    workflowId TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    output TEXT,
+                    error TEXT,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    round INTEGER,
+                    completedAt INTEGER,
+                    PRIMARY KEY (workflowId, seq)
+                ) WITHOUT ROWID;
+                CREATE TABLE tasks (
+                    workflowId TEXT NOT NULL,
+                    stepId INTEGER NOT NULL,
+                    name TEXT NOT NULL,
+                    input TEXT NOT NULL,
+                    createdAt INTEGER NOT NULL,
+                    state TEXT NOT NULL,
+                    attempt INTEGER NOT NULL DEFAULT 0,
+                    readyAt INTEGER NOT NULL,
+                    claimedEpoch INTEGER,
+                    enqueuedAt INTEGER NOT NULL,
+                    maxAttempts INTEGER NOT NULL,
+                    initialBackoffMs INTEGER NOT NULL,
+                    multiplier REAL NOT NULL,
+                    maxBackoffMs INTEGER NOT NULL,
+                    jitter REAL NOT NULL,
+                    PRIMARY KEY (workflowId, stepId)
+                ) WITHOUT ROWID;
+                CREATE INDEX tasks_fifo ON tasks(state, createdAt, workflowId, stepId);
+                CREATE INDEX tasks_by_ready_time ON tasks(state, readyAt);
+                CREATE TABLE replay_queue (
+                    workflowId TEXT NOT NULL UNIQUE,
+                    trigger TEXT NOT NULL,
+                    enqueuedAt INTEGER NOT NULL
+                );
+                CREATE TABLE timers (
+                    workflowId TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    fireAt INTEGER NOT NULL,
+                    PRIMARY KEY (workflowId, seq)
+                ) WITHOUT ROWID;
+                CREATE INDEX timers_by_fire_time ON timers(fireAt);
+                CREATE TABLE event_waits (
+                    workflowId TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    name TEXT NOT NULL,
+                    PRIMARY KEY (workflowId, seq)
+                ) WITHOUT ROWID;
+                CREATE INDEX event_waits_by_name ON event_waits(workflowId, name, seq);
+                CREATE TABLE events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    workflowId TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    receivedAt INTEGER NOT NULL
+                );
+                CREATE INDEX events_by_name ON events(workflowId, name, id);
+                CREATE TABLE outbox (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    topic TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    value BLOB NOT NULL
+                );
+                CREATE TABLE control_commands (
+                    commandId TEXT PRIMARY KEY,
+                    result BLOB NOT NULL,
+                    appliedAt INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
+        return migrator
+    }
+}
+
+extension Database {
+    /// Executes one statement through the connection's prepared-statement cache.
+    func run(_ sql: String, _ arguments: StatementArguments = []) throws {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
+    }
+
+    func rows(_ sql: String, _ arguments: StatementArguments = []) throws -> [Row] {
+        try Row.fetchAll(cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    func row(_ sql: String, _ arguments: StatementArguments = []) throws -> Row? {
+        try Row.fetchOne(cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    func int(_ sql: String, _ arguments: StatementArguments = []) throws -> Int64? {
+        try Int64.fetchOne(cachedStatement(sql: sql), arguments: arguments)
+    }
+}

@@ -1,0 +1,39 @@
+import Metrics
+
+/// The engine's metrics, through the swift-metrics API (the application bootstraps the backend).
+struct EngineMetrics: Sendable {
+    let workflowsStarted: Counter
+    let workflowsSucceeded: Counter
+    let workflowsFailed: Counter
+    let workflowsCanceled: Counter
+    let stepsSucceeded: Counter
+    let stepsFailed: Counter
+    let stepRetries: Counter
+    let deadLetters: Counter
+    let stepDuration: Metrics.Timer
+    let workflowDuration: Metrics.Timer
+    let replayDuration: Metrics.Timer
+
+    init(shard: Int) {
+        let shardDimension = ("shard", String(shard))
+        workflowsStarted = Counter(label: "shardflow_workflows_started_total", dimensions: [shardDimension])
+        workflowsSucceeded = Counter(label: "shardflow_workflows_completed_total", dimensions: [shardDimension, ("status", "succeeded")])
+        workflowsFailed = Counter(label: "shardflow_workflows_completed_total", dimensions: [shardDimension, ("status", "failed")])
+        workflowsCanceled = Counter(label: "shardflow_workflows_completed_total", dimensions: [shardDimension, ("status", "canceled")])
+        stepsSucceeded = Counter(label: "shardflow_steps_total", dimensions: [shardDimension, ("status", "succeeded")])
+        stepsFailed = Counter(label: "shardflow_steps_total", dimensions: [shardDimension, ("status", "failed")])
+        stepRetries = Counter(label: "shardflow_step_retries_total", dimensions: [shardDimension])
+        deadLetters = Counter(label: "shardflow_dead_letters_total", dimensions: [shardDimension])
+        stepDuration = Metrics.Timer(label: "shardflow_step_duration_seconds", dimensions: [shardDimension])
+        workflowDuration = Metrics.Timer(label: "shardflow_workflow_duration_seconds", dimensions: [shardDimension])
+        replayDuration = Metrics.Timer(label: "shardflow_replay_duration_seconds", dimensions: [shardDimension])
+    }
+
+    func completed(_ status: CompletionStatus) {
+        switch status {
+        case .succeeded: workflowsSucceeded.increment()
+        case .failed: workflowsFailed.increment()
+        case .canceled: workflowsCanceled.increment()
+        }
+    }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import Synchronization
+
+/// What a workflow body sees: durable steps, timers and events, replayed from the journal.
+///
+/// A body must be deterministic: given the same journal it must ask for the same operations in the
+/// same order. It may only await this context (and its own child tasks); anything else is treated as
+/// "the body cannot go on" and fails the workflow.
+public final class WorkflowContext: Sendable {
+    public let workflowId: String
+    public let workflowName: String
+    let registry: WorkflowRegistry
+    /// The workflow's default (its own, else the worker's), below a step's own and a call's.
+    let defaultRetry: RetryPolicy
+    let state: Mutex<ReplayState>
+
+    struct ReplayState {
+        var nextSeq = 1
+        var journal: [Int: JournalEntry]
+        var released: Set<Int> = []
+        var waiting: [Int: CheckedContinuation<JournalEntry, any Error>] = [:]
+        var commands: [NewCommand] = []
+        var suspended = false
+        var violation: DeterminismViolation?
+        var now: Int64
+    }
+
+    init(workflowId: String, workflowName: String, registry: WorkflowRegistry, defaultRetry: RetryPolicy,
+         journal: [JournalEntry], startedAt: Int64) {
+        self.workflowId = workflowId
+        self.workflowName = workflowName
+        self.registry = registry
+        self.defaultRetry = defaultRetry
+        var byStep: [Int: JournalEntry] = [:]
+        for entry in journal { byStep[entry.seq] = entry }
+        self.state = Mutex(ReplayState(journal: byStep, now: startedAt))
+    }
+
+    /// Deterministic time in milliseconds since the epoch: when the latest result the body has seen
+    /// was recorded (the workflow's start before any).
+    public var now: Int64 { state.withLock { $0.now } }
+
+    /// Runs a registered step (or returns its journaled output) and decodes its output.
+    public func run<Input: Encodable & Sendable, Output: Decodable & Sendable>(
+        _ name: String, _ input: Input, as output: Output.Type = Output.self, retry: RetryPolicy? = nil
+    ) async throws -> Output {
+        guard let step = registry.steps[name] else {
+            throw StepFailedError(step: name, message: "step \(name) is not registered")
+        }
+        let inputText = try JSONCoding.encodeString(input)
+        let policy = retry ?? step.retry ?? defaultRetry
+        let entry = try await operation(kind: .step, name: name) { seq in
+            .step(seq: seq, name: name, input: inputText, retry: policy)
+        }
+        switch entry.status {
+        case .succeeded:
+            return try JSONCoding.decode(Output.self, from: entry.output ?? "null")
+        default:
+            throw StepFailedError(step: name, message: entry.error ?? "failed")
+        }
+    }
+
+    /// Runs a step through its typed reference.
+    public func run<Input: Codable & Sendable, Output: Codable & Sendable>(
+        _ step: StepReference<Input, Output>, _ input: Input, retry: RetryPolicy? = nil
+    ) async throws -> Output {
+        try await run(step.name, input, as: Output.self, retry: retry)
+    }
+
+    /// A durable timer: the workflow resumes after `duration`, even across restarts.
+    public func sleep(for duration: Duration) async throws {
+        let millis = max(0, duration.milliseconds)
+        _ = try await operation(kind: .sleep, name: "sleep") { seq in .sleep(seq: seq, milliseconds: millis) }
+    }
+
+    /// Waits for the named event sent to this workflow; nil when `timeout` passes first.
+    public func waitForEvent(_ name: String, timeout: Duration? = nil) async throws -> JSONValue? {
+        let timeoutMillis = timeout.map { max(0, $0.milliseconds) }
+        let entry = try await operation(kind: .event, name: name) { seq in
+            .waitForEvent(seq: seq, name: name, timeoutMilliseconds: timeoutMillis)
+        }
+        guard entry.status == .received else { return nil }
+        return try JSONCoding.decode(JSONValue.self, from: entry.output ?? "null")
+    }
+
+    private enum Lookup {
+        case resolved(JournalEntry)
+        case wait(Int)
+        case fail(any Error)
+    }
+
+    private func operation(kind: JournalEntry.Kind, name: String,
+                           command: (Int) -> NewCommand) async throws -> JournalEntry {
+        let lookup: Lookup = state.withLock { state in
+            if state.suspended { return .fail(ReplaySuspended()) }
+            if let violation = state.violation { return .fail(violation) }
+            let seq = state.nextSeq
+            state.nextSeq += 1
+            if let entry = state.journal[seq] {
+                guard entry.kind == kind && entry.name == name else {
+                    let violation = DeterminismViolation(description:
+                        "determinism violation: operation \(seq) is \(kind.rawValue) \"\(name)\" in this run but \(entry.kind.rawValue) \"\(entry.name)\" in the journal")
+                    state.violation = violation
+                    return .fail(violation)
+                }
+                if state.released.contains(seq) && entry.status.isResolved { return .resolved(entry) }
+                return .wait(seq)
+            }
+            state.commands.append(command(seq))
+            return .wait(seq)
+        }
+        switch lookup {
+        case .resolved(let entry): return entry
+        case .fail(let error): throw error
+        case .wait(let seq):
+            return try await withCheckedThrowingContinuation { continuation in
+                let suspended = state.withLock { state in
+                    if state.suspended { return true }
+                    state.waiting[seq] = continuation
+                    return false
+                }
+                if suspended { continuation.resume(throwing: ReplaySuspended()) }
+            }
+        }
+    }
+
+    // MARK: driving (used by the replayer)
+
+    /// Delivers the results of one replay round (in operation order) to the calls waiting for them.
+    func release(_ seqs: [Int]) {
+        var toResume: [(CheckedContinuation<JournalEntry, any Error>, JournalEntry)] = []
+        state.withLock { state in
+            for seq in seqs.sorted() {
+                guard let entry = state.journal[seq] else { continue }
+                state.released.insert(seq)
+                if let completedAt = entry.completedAt, completedAt > state.now { state.now = completedAt }
+                if let continuation = state.waiting.removeValue(forKey: seq) {
+                    toResume.append((continuation, entry))
+                }
+            }
+        }
+        for (continuation, entry) in toResume { continuation.resume(returning: entry) }
+    }
+
+    /// Delivers results that arrived after the body was left waiting (a kept execution's next round).
+    func deliver(_ entries: [JournalEntry]) {
+        guard !entries.isEmpty else { return }
+        state.withLock { state in
+            for entry in entries { state.journal[entry.seq] = entry }
+        }
+        release(entries.map(\.seq))
+    }
+
+    /// Whether some call of the body waits for a journal entry to be resolved.
+    var isAwaitingJournal: Bool { state.withLock { !$0.waiting.isEmpty } }
+
+    /// After a run settles: the violation if any, and the new operations (taken, so a resumed run
+    /// reports only its own). Entries the body has already consumed are dropped to keep a cached
+    /// execution small.
+    func takeRunState() -> (violation: DeterminismViolation?, commands: [NewCommand]) {
+        state.withLock { state in
+            let commands = state.commands
+            state.commands.removeAll()
+            let consumed = state.released.filter { $0 < state.nextSeq }
+            state.released.subtract(consumed)
+            for seq in consumed { state.journal.removeValue(forKey: seq) }
+            return (state.violation, commands)
+        }
+    }
+
+    /// Ends the replay: every pending call throws, and later calls throw at once.
+    func suspendAll() {
+        let pending = state.withLock { state in
+            state.suspended = true
+            let waiting = state.waiting
+            state.waiting.removeAll()
+            return waiting
+        }
+        for (_, continuation) in pending { continuation.resume(throwing: ReplaySuspended()) }
+    }
+}
