@@ -69,11 +69,21 @@ public struct KafkaConfiguration: Sendable, CustomStringConvertible {
 
     /// Builds an `rd_kafka_conf_t` from the defaults, then `bootstrapServers`, then `properties`.
     /// The caller owns the result (hand it to `rd_kafka_new` or destroy it).
-    func makeNativeConfiguration(defaults: [String: String]) throws -> OpaquePointer {
+    /// Consumer-only properties that a shared `-X` list may carry; a producer or admin handle skips them
+    /// instead of warning about each.
+    static let consumerOnlyProperties: Set<String> = [
+        "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms", "auto.offset.reset",
+        "enable.auto.commit", "auto.commit.interval.ms", "partition.assignment.strategy", "group.instance.id",
+        "group.protocol", "fetch.min.bytes", "fetch.wait.max.ms", "fetch.max.bytes", "isolation.level",
+    ]
+
+    func makeNativeConfiguration(defaults: [String: String], forConsumer: Bool = true) throws -> OpaquePointer {
         let conf = rd_kafka_conf_new()!
         var merged = defaults
         merged["bootstrap.servers"] = bootstrapServers
-        for (key, value) in properties { merged[key] = value }
+        for (key, value) in properties where forConsumer || !Self.consumerOnlyProperties.contains(key) {
+            merged[key] = value
+        }
         var errstr = [CChar](repeating: 0, count: 512)
         for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
             let result = rd_kafka_conf_set(conf, key, value, &errstr, errstr.count)

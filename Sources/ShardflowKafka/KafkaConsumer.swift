@@ -55,6 +55,16 @@ public final class KafkaConsumer: Sendable, Service {
         try await core.committed(partitions, timeout: timeout)
     }
 
+    /// The last known high watermark (the offset the next produced message gets) of an assigned partition,
+    /// from the fetcher's cache: no broker round trip, so it is cheap enough for a lag gauge. Nil until the
+    /// partition has been fetched.
+    public func cachedHighWatermark(topic: String, partition: Int32) -> Int64? {
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let code = rd_kafka_get_watermark_offsets(core.client.handle, topic, partition, &low, &high)
+        return code == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
+    }
+
     /// Moves the read position of an assigned partition.
     public func seek(topic: String, partition: Int32, offset: Int64, timeout: Duration = .seconds(10)) async throws {
         try await core.seek([TopicPartitionOffset(topic: topic, partition: partition, offset: offset)], timeout: timeout)

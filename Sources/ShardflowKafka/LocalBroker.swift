@@ -123,7 +123,7 @@ public final class LocalBroker: Sendable {
         return (try? await admin.listTopics()) != nil
     }
 
-    static func freeLoopbackPort() throws -> Int {
+    public static func freeLoopbackPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw LocalBrokerError(description: "socket() failed: errno \(errno)") }
         defer { close(fd) }

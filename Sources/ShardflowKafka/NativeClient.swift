@@ -44,7 +44,7 @@ final class NativeClient: @unchecked Sendable {
         defaults: [String: String],
         callbacks: ClientCallbacks
     ) throws {
-        let conf = try configuration.makeNativeConfiguration(defaults: defaults)
+        let conf = try configuration.makeNativeConfiguration(defaults: defaults, forConsumer: type == RD_KAFKA_CONSUMER)
         let retained = Unmanaged.passRetained(callbacks)
         rd_kafka_conf_set_opaque(conf, retained.toOpaque())
         rd_kafka_conf_set_log_cb(conf) { rk, level, facility, text in

@@ -1,0 +1,234 @@
+import Foundation
+
+/// Completion-time percentiles, in milliseconds (nearest rank).
+public struct BenchPercentiles: Codable, Sendable, Equatable {
+    public var p50Ms: Double
+    public var p90Ms: Double
+    public var p99Ms: Double
+    public var maxMs: Double
+    public var meanMs: Double
+}
+
+/// One tenth of the workflows in creation order: decile 1 is the earliest 10 %, 10 the latest.
+public struct BenchDecile: Codable, Sendable, Equatable {
+    public var decile: Int
+    /// Creation indexes covered, inclusive.
+    public var firstIndex: Int
+    public var lastIndex: Int
+    public var workflows: Int
+    public var completed: Int
+    /// Median completion time of the decile's completed workflows; nil when none completed.
+    public var medianCompletionMs: Double?
+}
+
+public struct BenchThroughput: Codable, Sendable, Equatable {
+    /// From the first submission to the last completion (to the end of the run if some never completed).
+    public var measuredMakespanMs: Double
+    public var workflowsPerSecond: Double
+    public var stepsPerSecond: Double
+    public var steps: Int
+}
+
+/// The measured makespan against the best any scheduler could do with the same slots and latencies.
+public struct BenchMakespan: Codable, Sendable, Equatable {
+    public static let formula =
+        "ideal = max(total step-seconds / slots, critical-path steps × mean step latency), "
+        + "mean step latency = median × exp(σ²/2) with σ = ln(p99/median) / 2.326 (lognormal)"
+
+    public var measuredMs: Double
+    public var meanStepLatencyMs: Double
+    public var totalStepSeconds: Double
+    public var slots: Int
+    public var criticalPathSteps: Int
+    /// total step-seconds / slots.
+    public var capacityBoundMs: Double
+    /// critical-path steps × mean step latency.
+    public var criticalPathMs: Double
+    /// max(capacity bound, critical path); nil when steps take no modelled time (`--no-llm`).
+    public var idealMs: Double?
+    /// measured / ideal.
+    public var ratio: Double?
+    public var formula: String
+}
+
+/// One dot of the chart: a completed workflow's creation index and completion time.
+public struct BenchChartPoint: Codable, Sendable, Equatable {
+    public var index: Int
+    public var completionMs: Double
+    public var status: BenchWorkflowStatus
+}
+
+/// The result of a bench run: what `shardflow bench` prints and writes as report.json.
+public struct BenchReport: Codable, Sendable, Equatable {
+    public static let maxChartPoints = 5_000
+
+    public var metadata: BenchRunMetadata
+    public var workflows: Int
+    public var succeeded: Int
+    public var failed: Int
+    public var canceled: Int
+    public var incomplete: Int
+    /// From the invariant audit, not from a timeout.
+    public var stuck: Int
+    public var completionTime: BenchPercentiles?
+    public var deciles: [BenchDecile]
+    public var throughput: BenchThroughput
+    public var makespan: BenchMakespan
+    public var workerPeakRSSBytes: Int?
+    /// At most `maxChartPoints` completed workflows, evenly spread over creation order.
+    public var chartPoints: [BenchChartPoint]
+
+    /// Workflows that completed in any way.
+    public var completed: Int { succeeded + failed + canceled }
+
+    /// Builds the report; throws `BenchReportError` on inconsistent input.
+    public init(records: [BenchWorkflowRecord], metadata: BenchRunMetadata) throws {
+        try Self.validate(records: records, metadata: metadata)
+        let ordered = records.sorted { $0.index < $1.index }
+        self.metadata = metadata
+        workflows = ordered.count
+        succeeded = ordered.count(where: { $0.status == .succeeded })
+        failed = ordered.count(where: { $0.status == .failed })
+        canceled = ordered.count(where: { $0.status == .canceled })
+        incomplete = ordered.count(where: { $0.status == .incomplete })
+        stuck = metadata.stuck
+        workerPeakRSSBytes = metadata.workerPeakRSSBytes
+
+        let times = ordered.compactMap(\.completionTimeMs).map(Double.init).sorted()
+        completionTime = times.isEmpty ? nil : BenchPercentiles(
+            p50Ms: Self.percentile(times, 0.50), p90Ms: Self.percentile(times, 0.90),
+            p99Ms: Self.percentile(times, 0.99), maxMs: times[times.count - 1],
+            meanMs: times.reduce(0, +) / Double(times.count)
+        )
+        deciles = Self.deciles(ordered)
+
+        let lastCompletion = ordered.compactMap(\.completedAt).max()
+        let end = (incomplete > 0 ? nil : lastCompletion) ?? metadata.runEndedAt
+        let measured = Double(max(1, end - metadata.runStartedAt))
+        let steps = ordered.reduce(0) { $0 + $1.steps }
+        throughput = BenchThroughput(
+            measuredMakespanMs: measured,
+            workflowsPerSecond: Double(succeeded + failed + canceled) / (measured / 1000),
+            stepsPerSecond: Double(steps) / (measured / 1000),
+            steps: steps
+        )
+        makespan = Self.makespan(measuredMs: measured, steps: steps, metadata: metadata)
+        chartPoints = Self.sample(ordered)
+    }
+
+    // MARK: Computation
+
+    private static func validate(records: [BenchWorkflowRecord], metadata: BenchRunMetadata) throws {
+        if metadata.shards < 1 || metadata.slotsPerShard < 1 {
+            throw BenchReportError("shards and slots per shard must be at least 1, got \(metadata.shards) × \(metadata.slotsPerShard)")
+        }
+        if metadata.stepsPerWorkflow < 0 || (metadata.criticalPathSteps ?? 0) < 0 {
+            throw BenchReportError("step counts must not be negative")
+        }
+        if metadata.latencyMedianMs < 0 || metadata.latencyP99Ms < 0 {
+            throw BenchReportError("latencies must not be negative")
+        }
+        if metadata.runEndedAt < metadata.runStartedAt {
+            throw BenchReportError("the run ends (\(metadata.runEndedAt)) before it starts (\(metadata.runStartedAt))")
+        }
+        if metadata.submitted < 0 || metadata.stuck < 0 { throw BenchReportError("counts must not be negative") }
+        var seen = Set<Int>()
+        for record in records {
+            if record.index < 0 { throw BenchReportError("workflow \(record.workflowId) has a negative index") }
+            if !seen.insert(record.index).inserted {
+                throw BenchReportError("two workflows share creation index \(record.index)")
+            }
+            if record.steps < 0 { throw BenchReportError("workflow \(record.workflowId) has a negative step count") }
+            switch (record.status, record.completedAt) {
+            case (.incomplete, .some):
+                throw BenchReportError("workflow \(record.workflowId) is incomplete but has a completedAt")
+            case (.succeeded, nil), (.failed, nil), (.canceled, nil):
+                throw BenchReportError("workflow \(record.workflowId) is \(record.status.rawValue) but has no completedAt")
+            case (_, .some(let completedAt)) where completedAt < record.createdAt:
+                throw BenchReportError("workflow \(record.workflowId) completes before it was created")
+            default:
+                break
+            }
+        }
+    }
+
+    /// Nearest-rank percentile of sorted values.
+    static func percentile(_ sorted: [Double], _ p: Double) -> Double {
+        guard !sorted.isEmpty else { return 0 }
+        let rank = Int((p * Double(sorted.count)).rounded(.up))
+        return sorted[min(sorted.count - 1, max(0, rank - 1))]
+    }
+
+    static func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        let mid = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+    }
+
+    /// Ten groups of (nearly) equal size in creation order; empty groups are left out.
+    private static func deciles(_ ordered: [BenchWorkflowRecord]) -> [BenchDecile] {
+        let n = ordered.count
+        return (0..<10).compactMap { k in
+            let slice = ordered[(k * n / 10)..<((k + 1) * n / 10)]
+            guard let first = slice.first, let last = slice.last else { return nil }
+            let times = slice.compactMap(\.completionTimeMs).map(Double.init)
+            return BenchDecile(
+                decile: k + 1, firstIndex: first.index, lastIndex: last.index, workflows: slice.count,
+                completed: times.count, medianCompletionMs: median(times)
+            )
+        }
+    }
+
+    private static func makespan(measuredMs: Double, steps: Int, metadata: BenchRunMetadata) -> BenchMakespan {
+        let mean = metadata.meanStepLatencyMs
+        let criticalSteps = metadata.criticalPathSteps ?? metadata.stepsPerWorkflow
+        let totalStepSeconds = Double(steps) * mean / 1000
+        let capacity = totalStepSeconds * 1000 / Double(metadata.slots)
+        let critical = Double(criticalSteps) * mean
+        let ideal = max(capacity, critical)
+        return BenchMakespan(
+            measuredMs: measuredMs, meanStepLatencyMs: mean, totalStepSeconds: totalStepSeconds,
+            slots: metadata.slots, criticalPathSteps: criticalSteps, capacityBoundMs: capacity,
+            criticalPathMs: critical, idealMs: ideal > 0 ? ideal : nil,
+            ratio: ideal > 0 ? measuredMs / ideal : nil, formula: BenchMakespan.formula
+        )
+    }
+
+    private static func sample(_ ordered: [BenchWorkflowRecord]) -> [BenchChartPoint] {
+        let completed = ordered.filter { $0.completedAt != nil }
+        let count = min(completed.count, maxChartPoints)
+        guard count > 0 else { return [] }
+        // Evenly strided picks keep the shape of the whole run in creation order.
+        return (0..<count).map { i in
+            let record = completed[i * completed.count / count]
+            return BenchChartPoint(index: record.index, completionMs: Double(record.completionTimeMs ?? 0), status: record.status)
+        }
+    }
+
+    // MARK: Output
+
+    /// Writes report.json, report.txt and chart.svg into `directory` (created if missing) and
+    /// returns their URLs in that order.
+    @discardableResult
+    public func write(to directory: URL) throws -> [URL] {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let files: [(String, Data)] = [
+            ("report.json", try jsonData()),
+            ("report.txt", Data(text().utf8)),
+            ("chart.svg", Data(BenchChart(report: self).svg().utf8)),
+        ]
+        return try files.map { name, data in
+            let url = directory.appendingPathComponent(name)
+            try data.write(to: url, options: .atomic)
+            return url
+        }
+    }
+
+    /// Pretty, key-sorted JSON.
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+}

@@ -1,0 +1,224 @@
+import Foundation
+import Logging
+import ShardflowEngine
+import ShardflowKafka
+import ShardflowLLM
+import Synchronization
+
+/// What `shardflow bench` runs.
+public struct BenchOptions: Sendable {
+    public var workflows = 20_000
+    /// `llm-chain`, `fanout` or `noop`.
+    public var workflow = "llm-chain"
+    public var steps = 3
+    /// Run `noop` steps instead of LLM calls: measures Shardflow's own overhead.
+    public var noLLM = false
+    public var latencyMedian: Duration = .seconds(1)
+    public var latencyP99: Duration = .seconds(4)
+    public var errorRate = 0.0
+    public var overloadRate = 0.0
+    public var rateLimitRPM = 0
+    public var shards = 100
+    public var maxConcurrency = 50
+    public var claimLimit = 50
+    /// Use these brokers instead of starting a local one.
+    public var brokers: String?
+    /// Use this Messages API instead of starting the mock.
+    public var llmBaseURL: String?
+    /// Worker processes to start (same group, one data directory).
+    public var workerCount = 1
+    /// The `shardflow` executable that runs the workers.
+    public var workerExecutable: String
+    public var outputDirectory: String
+    /// Give up waiting when no workflow completed for this long (the audit then counts what is stuck).
+    public var stallTimeout: Duration = .seconds(180)
+    public var kafkaProperties: [String: String] = [:]
+
+    public init(workerExecutable: String, outputDirectory: String) {
+        self.workerExecutable = workerExecutable
+        self.outputDirectory = outputDirectory
+    }
+}
+
+/// Runs a benchmark end to end: a broker (local Tansu unless given), the mock LLM (in this process unless
+/// given), worker processes, N workflows submitted in creation order, every completion collected from the
+/// completions topic (deduplicated), the invariant audit of the stores, and the report.
+public struct BenchRunner: Sendable {
+    public var options: BenchOptions
+    public var logger: Logger
+
+    public init(options: BenchOptions, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    public struct Outcome: Sendable {
+        public var report: BenchReport
+        public var files: [URL]
+    }
+
+    public func run(progress: @escaping @Sendable (String) -> Void) async throws -> Outcome {
+        let workflow = options.noLLM ? "noop" : options.workflow
+        let runId = LoadGenerator.runId(prefix: "bench")
+        let output = URL(fileURLWithPath: options.outputDirectory)
+        let dataDirectory = output.appendingPathComponent("data").path
+        try? FileManager.default.removeItem(atPath: dataDirectory)
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+
+        // Broker.
+        var broker: LocalBroker?
+        let brokers: String
+        var properties = options.kafkaProperties
+        if let given = options.brokers {
+            brokers = given
+        } else {
+            progress("starting a local broker")
+            let started = try await LocalBroker.started(logger: logger)
+            broker = started
+            brokers = started.bootstrapServers
+            properties.merge(LocalBroker.clientProperties) { given, _ in given }
+        }
+        let kafka = KafkaConfiguration(bootstrapServers: brokers, properties: properties)
+        let topics = ShardflowTopics(prefix: runId)
+        try await TopicSetup.createAll(admin: try KafkaAdmin(configuration: kafka), topics: topics,
+                                       partitions: options.shards)
+
+        // Mock LLM.
+        var mock: MockLLMServer?
+        var llmBaseURL = options.llmBaseURL
+        if !options.noLLM && llmBaseURL == nil {
+            let server = try MockLLMServer(configuration: MockLLMConfiguration(
+                host: "127.0.0.1", port: 0, latencyMedian: options.latencyMedian, latencyP99: options.latencyP99,
+                errorRate: options.errorRate, overloadRate: options.overloadRate,
+                rateLimitRPM: options.rateLimitRPM), logger: logger)
+            let port = try await server.start()
+            mock = server
+            llmBaseURL = "http://127.0.0.1:\(port)"
+        }
+
+        // Workers.
+        var workers: [ChildProcess] = []
+        for index in 0..<options.workerCount {
+            var arguments = [options.workerExecutable, "worker", "--brokers", brokers, "--prefix", runId,
+                             "--group", runId, "--data-dir", dataDirectory, "--http-port", "0",
+                             "--max-concurrency", String(options.maxConcurrency),
+                             "--claim-limit", String(options.claimLimit)]
+            if let llmBaseURL { arguments += ["--llm-base-url", llmBaseURL] }
+            for (key, value) in properties { arguments += ["-X", "\(key)=\(value)"] }
+            workers.append(try ChildProcess(arguments: arguments,
+                                            outputPath: output.appendingPathComponent("worker-\(index).log").path))
+        }
+        let reader = try await TopicReader(configuration: kafka, topic: topics.completions, fromBeginning: true)
+
+        // Submit.
+        let args: JSONValue = workflow == "fanout"
+            ? .object(["branches": .int(Int64(options.steps))])
+            : .object(["steps": .int(Int64(options.steps))])
+        let starts = LoadGenerator.starts(workflow: workflow, args: args, count: options.workflows, idPrefix: runId)
+        let index = Dictionary(uniqueKeysWithValues: starts.enumerated().map { ($1.workflowId, $0) })
+        let client = try WorkflowClient(configuration: kafka, topics: topics)
+        let runStartedAt = Int64(Date().timeIntervalSince1970 * 1000)
+        progress("submitting \(options.workflows) \(workflow) workflows to \(options.shards) shards")
+        try await client.startAll(starts)
+        await client.close()
+
+        // Collect completions until all are in, or nothing moves for the stall timeout.
+        let collected = await collect(reader: reader, index: index, total: starts.count, progress: progress)
+        let runEndedAt = Int64(Date().timeIntervalSince1970 * 1000)
+        let peakRSS = workers.compactMap { $0.peakResidentBytes() }.max()
+        await reader.close()
+
+        // Stop the workers, then audit the stores they leave.
+        progress("stopping workers")
+        for worker in workers { await worker.terminate(timeout: .seconds(60)) }
+        var stuck = 0
+        for shard in try ShardInspector.shards(in: dataDirectory) {
+            stuck += try ShardInspector(directory: dataDirectory, shard: shard)
+                .audit(concurrencyBound: options.maxConcurrency).stuckWorkflows.count
+        }
+        if let mock {
+            progress("mock LLM: " + mock.summary())
+            await mock.stop()
+        }
+        if let broker { await broker.stop() }
+
+        let records = starts.enumerated().map { position, start in
+            let completion = collected[start.workflowId]
+            return BenchWorkflowRecord(
+                index: position, workflowId: start.workflowId,
+                createdAt: completion?.createdAt ?? runStartedAt, completedAt: completion?.completedAt,
+                status: completion.map { BenchWorkflowStatus(completion: $0.status) } ?? .incomplete,
+                steps: completion?.steps ?? 0)
+        }
+        let metadata = BenchRunMetadata(
+            workflowKind: workflow, stepsPerWorkflow: workflow == "fanout" ? options.steps + 1 : options.steps,
+            criticalPathSteps: workflow == "fanout" ? 2 : nil, shards: options.shards,
+            slotsPerShard: options.maxConcurrency,
+            latencyMedianMs: options.noLLM ? 0 : options.latencyMedian.seconds * 1000,
+            latencyP99Ms: options.noLLM ? 0 : options.latencyP99.seconds * 1000,
+            runStartedAt: runStartedAt, runEndedAt: runEndedAt, submitted: starts.count, stuck: stuck,
+            workerPeakRSSBytes: peakRSS)
+        let report = try BenchReport(records: records, metadata: metadata)
+        let files = try report.write(to: output)
+        return Outcome(report: report, files: files)
+    }
+
+    private func collect(reader: TopicReader, index: [String: Int], total: Int,
+                         progress: @escaping @Sendable (String) -> Void) async -> [String: CompletionEvent] {
+        let stall = options.stallTimeout
+        let watchdog = WatchdogTimer(timeout: stall) { await reader.close() }
+        defer { watchdog.cancel() }
+        var found: [String: CompletionEvent] = [:]
+        var failed = 0
+        let line = BenchProgressLine(total: total)
+        var lastPrint = ContinuousClock.now
+        let decoder = JSONDecoder()
+        for await batch in reader.batches() {
+            for message in batch {
+                guard let event = try? decoder.decode(CompletionEvent.self, from: Data(message.value)),
+                      index[event.workflowId] != nil, found[event.workflowId] == nil else { continue }
+                found[event.workflowId] = event
+                if event.status != .succeeded { failed += 1 }
+                watchdog.touch()
+            }
+            if ContinuousClock.now - lastPrint > .seconds(1) || found.count == total {
+                lastPrint = ContinuousClock.now
+                progress(line.format(completed: found.count, failed: failed, inFlight: total - found.count))
+            }
+            if found.count == total { break }
+        }
+        return found
+    }
+}
+
+extension BenchWorkflowStatus {
+    init(completion status: CompletionStatus) {
+        switch status {
+        case .succeeded: self = .succeeded
+        case .failed: self = .failed
+        case .canceled: self = .canceled
+        }
+    }
+}
+
+/// Calls `action` once `timeout` passes without a `touch()`.
+final class WatchdogTimer: Sendable {
+    private let lastTouch = Mutex(ContinuousClock.now)
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(timeout: Duration, action: @escaping @Sendable () async -> Void) {
+        let started = Task { [self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if ContinuousClock.now - lastTouch.withLock({ $0 }) > timeout {
+                    await action()
+                    return
+                }
+            }
+        }
+        task.withLock { $0 = started }
+    }
+
+    func touch() { lastTouch.withLock { $0 = ContinuousClock.now } }
+    func cancel() { task.withLock { $0?.cancel() } }
+}

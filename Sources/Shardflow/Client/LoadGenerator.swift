@@ -1,0 +1,32 @@
+import Foundation
+import ShardflowEngine
+
+/// Generates loads of starts with unique, zero-padded increasing ids. `WorkflowClient.startAll` stamps each
+/// batch's `createdAt` when it sends it, so createdAt never decreases and ties are broken by the id: the FIFO
+/// order of the run, (createdAt, workflowId), is the creation order, and completion times are measured from
+/// the real submission time.
+public enum LoadGenerator {
+    /// A short id unique to this run (time-based), e.g. `wf-m3k9x2`.
+    public static func runId(prefix: String) -> String {
+        let millis = UInt64(Date().timeIntervalSince1970 * 1000)
+        return "\(prefix)-\(String(millis, radix: 36))"
+    }
+
+    public static func starts(workflow: String, args: JSONValue, count: Int, idPrefix: String) -> [StartMessage] {
+        let run = runId(prefix: idPrefix)
+        let width = String(max(count - 1, 0)).count
+        return (0..<count).map { index in
+            let number = String(index)
+            let padded = String(repeating: "0", count: max(0, width - number.count)) + number
+            return StartMessage(workflowId: "\(run)-\(padded)", workflow: workflow, args: args)
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in seconds as a Double, for rates and reports.
+    public var seconds: Double {
+        let (s, attos) = components
+        return Double(s) + Double(attos) / 1e18
+    }
+}

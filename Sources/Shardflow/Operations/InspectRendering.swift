@@ -1,0 +1,90 @@
+import Foundation
+import ShardflowEngine
+
+/// Plain-text tables for `shardflow inspect` and `shardflow check`.
+public enum InspectRendering {
+    public static func shards(_ stats: [ShardStats]) -> String {
+        var rows = [["shard", "epoch", "executor", "queued", "running", "replay", "outbox", "timers", "waits",
+                     "workflows by status", "oldest queued createdAt"]]
+        for s in stats {
+            let statuses = s.workflowsByStatus.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                .joined(separator: " ")
+            rows.append([String(s.shard), String(s.epoch), s.executorState.rawValue, String(s.queuedTasks),
+                         String(s.runningTasks), String(s.replayQueueDepth), String(s.outboxDepth), String(s.timers),
+                         String(s.eventWaits), statuses.isEmpty ? "-" : statuses,
+                         s.oldestQueuedCreatedAt.map(timestamp) ?? "-"])
+        }
+        return table(rows)
+    }
+
+    public static func workflow(_ d: WorkflowDetail, shard: Int) -> String {
+        var lines = [
+            "workflow    \(d.workflowId) (\(d.workflow)) on shard \(shard)",
+            "status      \(d.status)  generation \(d.generation)  in replay queue: \(d.inReplayQueue ? "yes" : "no")",
+            "created     \(timestamp(d.createdAt))" + (d.completedAt.map { "  completed \(timestamp($0))" } ?? ""),
+            "args        \(compact(d.args))",
+        ]
+        if let result = d.result { lines.append("result      \(compact(result))") }
+        if let error = d.error { lines.append("error       \(error.message)" + (error.step.map { " (step \($0))" } ?? "")) }
+        lines.append("")
+        var journal = [["stepId", "kind", "name", "status", "attempts", "output / error"]]
+        for row in d.journal {
+            journal.append([String(row.stepId), row.kind, row.name, row.status, String(row.attempts),
+                            row.error ?? row.output.map(compact) ?? ""])
+        }
+        lines.append("journal")
+        lines.append(table(journal))
+        if !d.pendingTasks.isEmpty {
+            var pending = [["stepId", "name", "state", "attempt", "ready at"]]
+            for task in d.pendingTasks {
+                pending.append([String(task.stepId), task.name, task.state, String(task.attempt), timestamp(task.readyAt)])
+            }
+            lines.append("pending steps")
+            lines.append(table(pending))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public static func audit(_ reports: [AuditReport]) -> String {
+        var lines: [String] = []
+        for report in reports where !report.isHealthy {
+            if !report.stuckWorkflows.isEmpty {
+                lines.append("shard \(report.shard): \(report.stuckWorkflows.count) stuck workflows: "
+                             + report.stuckWorkflows.prefix(50).joined(separator: ", ")
+                             + (report.stuckWorkflows.count > 50 ? ", …" : ""))
+            }
+            if report.runningTasksBeyondBound {
+                lines.append("shard \(report.shard): \(report.runningTasks) running tasks, above the bound of \(report.concurrencyBound)")
+            }
+            for (table, count) in report.orphanRows.sorted(by: { $0.key < $1.key }) where count > 0 {
+                lines.append("shard \(report.shard): \(count) rows of \(table) point at nothing")
+            }
+        }
+        let stuck = reports.reduce(0) { $0 + $1.stuckWorkflows.count }
+        let broken = reports.filter { !$0.isHealthy }.count
+        lines.append("\(reports.count) shards checked: \(broken) with problems, \(stuck) stuck workflows")
+        return lines.joined(separator: "\n")
+    }
+
+    static func table(_ rows: [[String]]) -> String {
+        guard let first = rows.first else { return "" }
+        var widths = Array(repeating: 0, count: first.count)
+        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+        return rows.map { row in
+            row.enumerated().map { i, cell in
+                i == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[i] - cell.count)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+
+    static func timestamp(_ millis: Int64) -> String {
+        Date(timeIntervalSince1970: Double(millis) / 1000).formatted(.iso8601)
+    }
+
+    static func compact(_ value: JSONValue) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let text = (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "?"
+        return text.count > 200 ? String(text.prefix(200)) + "…" : text
+    }
+}

@@ -1,0 +1,36 @@
+/// The topic names of the wire contract, all derived from one prefix (default `shardflow`).
+public struct ShardflowTopics: Sendable, Hashable {
+    public var prefix: String
+
+    public init(prefix: String = "shardflow") {
+        self.prefix = prefix
+    }
+
+    /// Inbound workflow messages (start, cancel, event); a partition is a shard.
+    public var workflows: String { "\(prefix).workflows" }
+    /// Inbound operator commands; partition p targets shard p.
+    public var control: String { "\(prefix).control" }
+    public var completions: String { "\(prefix).completions" }
+    public var replays: String { "\(prefix).replays" }
+    public var controlResults: String { "\(prefix).control-results" }
+    public var deadLetters: String { "\(prefix).dead-letters" }
+
+    /// Topics with one partition per shard: their partition counts must match.
+    public var sharded: [String] { [workflows, control] }
+    /// Outbound topics, keyed by workflowId or commandId.
+    public var outbound: [String] { [completions, replays, controlResults, deadLetters] }
+    public var all: [String] { sharded + outbound }
+
+    /// Resolves a short name used on the command line (`completions`, `dead-letters`, ...).
+    public func named(_ short: String) -> String? {
+        switch short {
+        case "workflows": workflows
+        case "control": control
+        case "completions": completions
+        case "replays": replays
+        case "control-results": controlResults
+        case "dead-letters": deadLetters
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,325 @@
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+import ShardflowEngine
+import ShardflowKafka
+import Synchronization
+
+/// A Shardflow worker: joins the consumer group on the workflows topic and runs every shard the group gives it.
+///
+/// For each assigned partition p it opens shard p's store (waiting for a previous owner on this host to let go
+/// of the store's lock), seeks the group consumer to the offset stored there, assigns itself control partition
+/// p at its stored offset, starts the shard's loops and an outbox publisher. Inbound messages are applied in
+/// batches, each with its offset in one transaction (I3); Kafka's group offsets are committed afterwards for
+/// monitoring only, so a redelivered message is recognised by its offset and skipped. When a partition is
+/// revoked the shard stops claiming, settles its in-flight steps and closes before the partition is handed over.
+public final class Worker: Service, Sendable {
+    public let configuration: WorkerConfiguration
+    private let registry: WorkflowRegistry
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    private struct OwnedShard: Sendable {
+        let shard: Shard
+        let publisher: OutboxPublisher
+        let publishing: Task<Void, Never>
+    }
+
+    private struct State {
+        var shards: [Int: OwnedShard] = [:]
+        var opening: Set<Int> = []
+        var joinedGroup = false
+        var brokerReachable = false
+        var brokerError: String?
+        var stopping = false
+        var consumed: [Int32: TopicPartitionOffset] = [:]
+    }
+
+    public init(configuration: WorkerConfiguration, registry: WorkflowRegistry, logger: Logger) {
+        self.configuration = configuration
+        self.registry = registry
+        self.logger = logger
+    }
+
+    /// The shards this worker runs now.
+    public var ownedShards: [Int] { state.withLock { $0.shards.keys.sorted() } }
+
+    /// Runs until graceful shutdown (SIGTERM / SIGINT under a ServiceGroup) or cancellation.
+    public func run() async throws {
+        try Librdkafka.requireSupportedVersion()
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        let topics = configuration.topics
+        let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
+        let admin = try KafkaAdmin(configuration: configuration.kafka, requestTimeout: .seconds(5), logger: logger)
+        let consumer = try KafkaConsumer(configuration: configuration.kafka, groupID: configuration.groupID, logger: logger)
+        let control = try KafkaPartitionConsumer(configuration: configuration.kafka, logger: logger)
+        try consumer.subscribe(topics: [topics.workflows])
+        logger.info("worker started", metadata: [
+            "group": "\(configuration.groupID)", "topic": "\(topics.workflows)",
+            "dataDir": "\(configuration.dataDirectory)", "librdkafka": "\(Librdkafka.version)",
+        ])
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.consumeWorkflows(consumer: consumer, control: control, producer: producer) }
+            group.addTask { await self.consumeControl(control) }
+            group.addTask { await self.probeBroker(admin: admin) }
+            group.addTask { await self.refreshGauges(consumer: consumer) }
+            group.addTask { await self.commitOffsets(consumer: consumer) }
+            // Runs until SIGTERM / SIGINT (or cancellation).
+            try? await gracefulShutdown()
+            state.withLock { $0.stopping = true }
+            logger.info("worker stopping: leaving the group, settling shards")
+            // Leaving the group revokes every partition: the workflows loop settles the shards, then ends.
+            await consumer.close()
+            let left = state.withLock { state in
+                let shards = state.shards
+                state.shards.removeAll()
+                return shards
+            }
+            for (number, shard) in left { await self.settle(number, shard) }
+            await control.close()
+            group.cancelAll()
+        }
+        await producer.close()
+        logger.info("worker stopped")
+    }
+
+    /// What `/readyz` reports.
+    public func readiness() -> ReadinessReport {
+        state.withLock { state in
+            var reasons: [String] = []
+            if !state.joinedGroup { reasons.append("consumer group not joined yet") }
+            if !state.opening.isEmpty { reasons.append("opening shards \(state.opening.sorted())") }
+            if !state.brokerReachable { reasons.append("broker unreachable" + (state.brokerError.map { ": \($0)" } ?? "")) }
+            if state.stopping { reasons.append("shutting down") }
+            return ReadinessReport(reasons: reasons)
+        }
+    }
+
+    // MARK: - inbound
+
+    private func consumeWorkflows(consumer: KafkaConsumer, control: KafkaPartitionConsumer, producer: KafkaProducer) async {
+        for await event in consumer.events {
+            switch event {
+            case .messages(let messages):
+                await ingest(messages, stream: .workflows)
+                noteConsumed(messages)
+            case .assigned(let partitions):
+                await assign(partitions, consumer: consumer, control: control, producer: producer)
+            case .revoked(let partitions):
+                await revoke(partitions, control: control)
+            case .error(let error):
+                logger.warning("kafka consumer: \(error)")
+            }
+        }
+    }
+
+    private func consumeControl(_ control: KafkaPartitionConsumer) async {
+        for await event in control.events {
+            switch event {
+            case .messages(let messages): await ingest(messages, stream: .control)
+            case .error(let error): logger.warning("kafka control consumer: \(error)")
+            case .assigned, .revoked: break
+            }
+        }
+    }
+
+    /// Applies messages to their shards, partitions in parallel. A store error is retried (never skipped: the
+    /// message would be lost); a shard closed meanwhile (revoked) drops them, since its next owner reads them
+    /// again from the offset in the store.
+    private func ingest(_ messages: [KafkaMessage], stream: InboundMessage.Stream) async {
+        let byPartition = Dictionary(grouping: messages, by: \.partition)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        await withTaskGroup(of: Void.self) { group in
+            for (partition, batch) in byPartition {
+                guard let owned = state.withLock({ $0.shards[Int(partition)] }) else { continue }
+                let inbound = batch.map {
+                    InboundMessage(stream: stream, topic: $0.topic, partition: Int($0.partition), offset: $0.offset,
+                                   key: $0.key, value: $0.value, timestamp: $0.timestamp ?? now)
+                }
+                group.addTask {
+                    var pause = Duration.milliseconds(100)
+                    while !Task.isCancelled {
+                        do {
+                            _ = try await owned.shard.ingest(inbound)
+                            return
+                        } catch ShardError.closed {
+                            return
+                        } catch {
+                            self.logger.error("ingest into shard \(partition) failed, retrying in \(pause): \(error)")
+                            try? await Task.sleep(for: pause)
+                            pause = min(pause * 2, .seconds(5))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Remembers how far each partition was applied; `commitOffsets` reports it to the group.
+    private func noteConsumed(_ messages: [KafkaMessage]) {
+        state.withLock { state in
+            for message in messages where (state.consumed[message.partition]?.offset ?? -1) <= message.offset {
+                state.consumed[message.partition] = message.nextOffset
+            }
+        }
+    }
+
+    /// Group offsets are for monitoring (lag) only: the store's offsets are the truth, so they are committed
+    /// periodically, off the ingest path.
+    private func commitOffsets(consumer: KafkaConsumer) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            let offsets = state.withLock { state in
+                let owned = state.consumed.filter { state.shards[Int($0.key)] != nil }
+                state.consumed.removeAll()
+                return Array(owned.values)
+            }
+            guard !offsets.isEmpty else { continue }
+            do {
+                try await consumer.commit(offsets)
+            } catch {
+                logger.debug("committing group offsets failed: \(error)")
+            }
+        }
+    }
+
+    // MARK: - rebalance
+
+    private func assign(_ partitions: [TopicPartition], consumer: KafkaConsumer, control: KafkaPartitionConsumer,
+                        producer: KafkaProducer) async {
+        let numbers = partitions.filter { $0.topic == configuration.topics.workflows }.map { Int($0.partition) }
+        state.withLock { state in
+            state.joinedGroup = true
+            state.opening.formUnion(numbers)
+        }
+        logger.info("assigned shards \(numbers.sorted())")
+        var controlAssignments: [TopicPartitionOffset] = []
+        for number in numbers {
+            guard let shard = await open(number) else { continue }
+            let offsets: (workflows: Int64?, control: Int64?)
+            do {
+                offsets = try shard.nextOffsets()
+            } catch {
+                logger.error("shard \(number): cannot read its offsets: \(error)")
+                offsets = (nil, nil)
+            }
+            if let next = offsets.workflows {
+                do {
+                    try await consumer.seek(topic: configuration.topics.workflows, partition: Int32(number), offset: next)
+                } catch {
+                    // Still correct: the store skips offsets it has applied; only a store behind Kafka's committed
+                    // offset would miss messages, and offsets are committed only after the store has them.
+                    logger.warning("shard \(number): seek to \(next) failed: \(error)")
+                }
+            }
+            controlAssignments.append(TopicPartitionOffset(
+                topic: configuration.topics.control, partition: Int32(number),
+                offset: offsets.control ?? TopicPartitionOffset.beginning))
+            shard.start()
+            let publisher = OutboxPublisher(shard: shard, producer: producer, topics: configuration.topics,
+                                            logger: logger)
+            let publishing = Task { await publisher.run() }
+            state.withLock { state in
+                state.shards[number] = OwnedShard(shard: shard, publisher: publisher, publishing: publishing)
+                state.opening.remove(number)
+            }
+        }
+        do {
+            if !controlAssignments.isEmpty { try await control.assign(controlAssignments) }
+        } catch {
+            logger.error("cannot assign control partitions: \(error)")
+        }
+    }
+
+    /// Opens a shard, waiting while another owner on this host still holds its store.
+    private func open(_ number: Int) async -> Shard? {
+        let deadline = ContinuousClock.now.advanced(by: configuration.shardOpenTimeout)
+        var warned = false
+        while !Task.isCancelled {
+            do {
+                return try await Shard.open(directory: configuration.dataDirectory, shard: number, registry: registry,
+                                            configuration: configuration.shard, logger: logger)
+            } catch ShardError.locked {
+                if ContinuousClock.now > deadline {
+                    logger.error("shard \(number): store still locked by another owner after \(configuration.shardOpenTimeout); not running it")
+                    break
+                }
+                if !warned {
+                    logger.info("shard \(number): waiting for the previous owner to release the store")
+                    warned = true
+                }
+                try? await Task.sleep(for: .milliseconds(200))
+            } catch {
+                logger.error("shard \(number): cannot open store: \(error)")
+                break
+            }
+        }
+        _ = state.withLock { $0.opening.remove(number) }
+        return nil
+    }
+
+    private func revoke(_ partitions: [TopicPartition], control: KafkaPartitionConsumer) async {
+        let numbers = partitions.filter { $0.topic == configuration.topics.workflows }.map { Int($0.partition) }
+        logger.info("revoked shards \(numbers.sorted())")
+        do {
+            try await control.unassign(numbers.map { TopicPartition(topic: configuration.topics.control, partition: Int32($0)) })
+        } catch {
+            logger.error("cannot unassign control partitions: \(error)")
+        }
+        let owned = state.withLock { state in numbers.compactMap { number in state.shards.removeValue(forKey: number).map { (number, $0) } } }
+        await withTaskGroup(of: Void.self) { group in
+            for (number, shard) in owned {
+                group.addTask { await self.settle(number, shard) }
+            }
+        }
+    }
+
+    /// Stops claiming, lets in-flight steps finish and record (up to the drain timeout), publishes what the
+    /// outbox holds (up to the flush timeout), then closes the store and releases its lock.
+    private func settle(_ number: Int, _ owned: OwnedShard) async {
+        await owned.shard.stop(drainTimeout: configuration.drainTimeout)
+        owned.publishing.cancel()
+        await owned.publishing.value
+        let left = await owned.publisher.flush(until: ContinuousClock.now.advanced(by: configuration.flushTimeout))
+        if left > 0 { logger.warning("shard \(number): \(left) outbox rows left for the next owner") }
+        await owned.shard.close()
+        logger.info("shard \(number) closed")
+    }
+
+    // MARK: - health and gauges
+
+    private func probeBroker(admin: KafkaAdmin) async {
+        while !Task.isCancelled {
+            do {
+                _ = try await admin.partitionCount(topic: configuration.topics.workflows)
+                state.withLock { $0.brokerReachable = true; $0.brokerError = nil }
+            } catch {
+                state.withLock { $0.brokerReachable = false; $0.brokerError = "\(error)" }
+            }
+            try? await Task.sleep(for: .seconds(2))
+        }
+    }
+
+    private func refreshGauges(consumer: KafkaConsumer) async {
+        while !Task.isCancelled {
+            let owned = state.withLock { $0.shards }
+            for (number, entry) in owned {
+                guard let stats = try? entry.shard.stats() else { continue }
+                let dimensions = [("shard", String(number))]
+                Gauge(label: "shardflow_queued_tasks", dimensions: dimensions).record(stats.queuedTasks)
+                Gauge(label: "shardflow_running_steps", dimensions: dimensions).record(stats.runningTasks)
+                Gauge(label: "shardflow_replay_queue_depth", dimensions: dimensions).record(stats.replayQueueDepth)
+                Gauge(label: "shardflow_outbox_depth", dimensions: dimensions).record(stats.outboxDepth)
+                Gauge(label: "shardflow_epoch", dimensions: dimensions).record(stats.epoch)
+                if let high = consumer.cachedHighWatermark(topic: configuration.topics.workflows, partition: Int32(number)) {
+                    let lag = max(0, high - (stats.nextWorkflowsOffset ?? 0))
+                    Gauge(label: "shardflow_consumer_lag", dimensions: dimensions).record(lag)
+                }
+            }
+            Gauge(label: "shardflow_owned_shards").record(owned.count)
+            try? await Task.sleep(for: .seconds(2))
+        }
+    }
+}

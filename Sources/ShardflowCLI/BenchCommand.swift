@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Shardflow
+import ShardflowEngine
+
+/// Options shared by `bench` and `demo`.
+struct BenchArguments: ParsableArguments {
+    @Option(help: "Workflows to run.") var workflows: Int = 20_000
+    @Option(help: "Workflow: llm-chain, fanout or noop.") var workflow: String = "llm-chain"
+    @Option(help: "Steps per workflow (branches for fanout).") var steps: Int = 3
+    @Flag(help: "Run noop steps instead of LLM calls (pure overhead).") var noLlm = false
+    @Option(help: "Median mock LLM latency.", transform: DurationArgument.parse) var latencyMedian: Duration = .seconds(1)
+    @Option(help: "p99 mock LLM latency.", transform: DurationArgument.parse) var latencyP99: Duration = .seconds(4)
+    @Option(help: "Fraction of mock LLM requests answered 500.") var errorRate: Double = 0
+    @Option(help: "Fraction of mock LLM requests answered 529.") var overloadRate: Double = 0
+    @Option(help: "Mock LLM requests per minute before 429; 0: no limit.") var rateLimitRpm: Int = 0
+    @Option(help: "Shards (partitions of the workflows topic).") var shards: Int = 100
+    @Option(help: "Steps running at once per shard.") var maxConcurrency: Int = 50
+    @Option(help: "Tasks per claim.") var claimLimit: Int = 50
+    @Option(help: "Worker processes.") var workers: Int = 1
+    @Option(help: "Use these brokers instead of starting a local one.") var brokers: String?
+    @Option(help: "Use this Messages API instead of starting the mock LLM.") var llmBaseURL: String?
+    @Option(help: "Folder for report.json, report.txt, chart.svg, worker logs and stores.") var output: String = ".run/bench"
+    @Option(help: "Seconds without any completion before giving up waiting.") var stallTimeout: Int = 180
+
+    func options() throws -> BenchOptions {
+        guard workflows > 0, steps > 0, shards > 0, workers > 0 else {
+            throw ValidationError("--workflows, --steps, --shards and --workers must be positive")
+        }
+        guard ["llm-chain", "fanout", "noop"].contains(workflow) else {
+            throw ValidationError("--workflow must be llm-chain, fanout or noop")
+        }
+        var options = BenchOptions(workerExecutable: try ExecutablePath.current(), outputDirectory: output)
+        options.workflows = workflows
+        options.workflow = workflow
+        options.steps = steps
+        options.noLLM = noLlm || workflow == "noop"
+        options.latencyMedian = latencyMedian
+        options.latencyP99 = latencyP99
+        options.errorRate = errorRate
+        options.overloadRate = overloadRate
+        options.rateLimitRPM = rateLimitRpm
+        options.shards = shards
+        options.maxConcurrency = maxConcurrency
+        options.claimLimit = claimLimit
+        options.workerCount = workers
+        options.brokers = brokers
+        options.llmBaseURL = llmBaseURL
+        options.stallTimeout = .seconds(stallTimeout)
+        return options
+    }
+
+    func run(logger: Logger) async throws {
+        let runner = BenchRunner(options: try options(), logger: logger)
+        let outcome = try await runner.run { line in
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+            if !line.hasPrefix("[") { FileHandle.standardError.write(Data("\n".utf8)) }
+        }
+        FileHandle.standardError.write(Data("\n".utf8))
+        print(outcome.report.text())
+        for file in outcome.files { print("wrote \(file.path)") }
+    }
+}
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Run N workflows end to end (broker, mock LLM, worker processes) and report like a production run.")
+    @OptionGroup var bench: BenchArguments
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = try logging.bootstrap(label: "shardflow.bench")
+        try await bench.run(logger: logger)
+    }
+}
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "The main job: a local broker, the mock LLM and a worker run 2,000 llm-chain workflows; prints the report.")
+    @Option(help: "Workflows to run.") var workflows: Int = 2_000
+    @Option(help: "Folder for the report and chart.") var output: String = ".run/demo"
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        var logging = self.logging
+        if logging.logLevel == "info" { logging.logLevel = "warning" }
+        let logger = try logging.bootstrap(label: "shardflow.demo")
+        var bench = try BenchArguments.parse(["--workflows", String(workflows), "--workflow", "llm-chain",
+                                              "--steps", "3", "--output", output])
+        bench.stallTimeout = 120
+        try await bench.run(logger: logger)
+    }
+}
+
+struct BenchEngineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-engine",
+        abstract: "Benchmark the engine alone (no Kafka): N workflows x K no-op steps over S shards.")
+    @Option(help: "Workflows.") var workflows: Int = 20_000
+    @Option(help: "No-op steps per workflow.") var steps: Int = 3
+    @Option(help: "Shards (comma-separated list runs each).") var shards: String = "1,100"
+
+    func run() async throws {
+        for item in shards.split(separator: ",") {
+            guard let count = Int(item.trimmingCharacters(in: .whitespaces)), count > 0 else {
+                throw ValidationError("--shards takes positive numbers, got '\(item)'")
+            }
+            let report = try await EngineBenchmark(workflows: workflows, stepsPerWorkflow: steps, shards: count).run()
+            print(report)
+        }
+    }
+}
+
+enum ExecutablePath {
+    /// The absolute path of this executable, to start worker processes from it.
+    static func current() throws -> String {
+        let path = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        return path
+    }
+}

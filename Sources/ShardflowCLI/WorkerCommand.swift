@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import Shardflow
+import ShardflowEngine
+import ShardflowLLM
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a worker: join the group on the workflows topic and run the shards it is given.")
+
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var logging: LoggingOptions
+    @Option(help: "Directory of the shard stores.") var dataDir: String
+    @Option(help: "Consumer group shared by the workers.") var group: String = "shardflow"
+    @Option(help: "Steps running at once per shard (I5).") var maxConcurrency: Int = 50
+    @Option(help: "Tasks taken by one claim (I5).") var claimLimit: Int = 50
+    @Option(help: "The executor stops claiming while a shard's outbox holds more rows than this.")
+    var outboxHighWater: Int = 20_000
+    @Option(help: "Seconds in-flight steps may take to finish on revoke or shutdown.") var drainTimeout: Int = 30
+    @Option(help: "Address of the HTTP endpoint (/metrics, /healthz, /readyz).") var httpHost: String = "127.0.0.1"
+    @Option(help: "Port of the HTTP endpoint; 0 turns it off.") var httpPort: Int = 9090
+    @OptionGroup var llm: LLMOptions
+
+    func run() async throws {
+        let logger = try logging.bootstrap(label: "shardflow.worker")
+        let registry = MonitoringServer.bootstrapMetrics()
+        let client = try llm.client(concurrency: maxConcurrency * 4, logger: logger)
+        var workflows = WorkflowRegistry()
+        StockWorkflows.register(in: &workflows, llm: client, model: llm.llmModel)
+        let configuration = WorkerConfiguration(
+            kafka: try kafka.configuration(), topics: kafka.topics, groupID: group, dataDirectory: dataDir,
+            shard: ShardConfiguration(maxConcurrency: maxConcurrency, claimLimit: claimLimit,
+                                      outboxHighWater: outboxHighWater),
+            drainTimeout: .seconds(drainTimeout))
+        let worker = Worker(configuration: configuration, registry: workflows, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: worker)]
+        if httpPort != 0 {
+            let server = MonitoringServer(host: httpHost, port: httpPort, registry: registry) { worker.readiness() }
+            services.append(.init(service: server.application(logger: logger)))
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        try? await client.shutdown()
+    }
+}
+
+/// The LLM step's settings; the API key comes only from the environment (`ANTHROPIC_API_KEY`).
+struct LLMOptions: ParsableArguments {
+    @Option(help: "Base URL of the Messages API. Default: $SHARDFLOW_LLM_BASE_URL or the public API.")
+    var llmBaseURL: String?
+    @Option(help: "Model used when a workflow's args name none.") var llmModel: String = "claude-sonnet-4-5"
+    @Option(help: "Seconds one LLM HTTP attempt may take.") var llmTimeout: Int = 120
+    @Option(help: "HTTP retries inside one LLM step attempt (429, 529, 5xx, timeouts).") var llmRetries: Int = 4
+
+    func client(concurrency: Int, logger: Logger) throws -> AnthropicClient {
+        var configuration = AnthropicClientConfiguration.fromEnvironment()
+        if let llmBaseURL { configuration.baseURL = llmBaseURL }
+        configuration.requestTimeout = .seconds(llmTimeout)
+        configuration.maxRetries = llmRetries
+        configuration.maxConcurrentConnections = concurrency
+        return try AnthropicClient(configuration: configuration, logger: logger)
+    }
+}

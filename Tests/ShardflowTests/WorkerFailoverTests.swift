@@ -1,0 +1,90 @@
+import Foundation
+import Shardflow
+import ShardflowEngine
+import ShardflowKafka
+import Testing
+
+extension Integration {
+    @Suite("Worker failover")
+    struct WorkerFailover {
+        @Test("kill -9 in mid-run, then a restart: everything completes once per eventId, 0 stuck")
+        func killNineAndRestart() async throws {
+            let cluster = try await TestCluster.start(partitions: 8, name: "kill")
+            let completions = TopicCollector(reader: try await cluster.reader(cluster.topics.completions))
+            let first = try cluster.startWorker(name: "first")
+            let starts = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(5)]), count: 1_500,
+                                              idPrefix: "kill")
+            let client = try cluster.client()
+            try await client.startAll(starts)
+            await client.close()
+            // Let part of the run complete, then kill the worker without warning.
+            #expect(await completions.wait(timeout: .seconds(120)) { $0.count >= 200 })
+            first.kill()
+            await first.waitForExit()
+            let beforeRestart = completions.completions().byWorkflow.count
+            #expect(beforeRestart < 1_500, "the run finished before the kill; nothing was tested")
+
+            let second = try cluster.startWorker(name: "second")
+            let ids = Set(starts.map(\.workflowId))
+            #expect(await completions.waitForCompletions(ids, timeout: .seconds(240)))
+            try await Task.sleep(for: .seconds(2))
+            let (byWorkflow, eventIds) = completions.completions()
+            #expect(byWorkflow.count == 1_500)
+            #expect(byWorkflow.values.allSatisfy { $0.status == .succeeded })
+            let split = eventIds.filter { $0.value.count > 1 }
+            #expect(split.isEmpty, "completed twice with different eventIds: \(split.prefix(5))")
+            await second.terminate(timeout: .seconds(60))
+            let audit = try cluster.audit()
+            let unhealthy = audit.filter { !$0.isHealthy }
+            #expect(unhealthy.isEmpty, "\(unhealthy)")
+            await completions.close()
+            await cluster.stop()
+        }
+
+        @Test("two workers over one data dir split the shards; when one stops, the other finishes its shards")
+        func twoWorkersThenOne() async throws {
+            let cluster = try await TestCluster.start(partitions: 8, name: "pair")
+            let completions = TopicCollector(reader: try await cluster.reader(cluster.topics.completions))
+            let a = try cluster.startWorker(name: "a")
+            let b = try cluster.startWorker(name: "b")
+            let client = try cluster.client()
+            let firstBatch = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(3)]), count: 800,
+                                                  idPrefix: "pair1")
+            try await client.startAll(firstBatch)
+            #expect(await completions.waitForCompletions(Set(firstBatch.map(\.workflowId)), timeout: .seconds(180)))
+            // Both workers ran shards: each log names the shards it was assigned.
+            let logA = try String(contentsOfFile: cluster.directory.appendingPathComponent("a.log").path, encoding: .utf8)
+            let logB = try String(contentsOfFile: cluster.directory.appendingPathComponent("b.log").path, encoding: .utf8)
+            let shardsA = Self.lastAssignment(in: logA)
+            let shardsB = Self.lastAssignment(in: logB)
+            #expect(!shardsA.isEmpty && !shardsB.isEmpty, "a: \(shardsA) b: \(shardsB)")
+            #expect(shardsA.isDisjoint(with: shardsB))
+            #expect(shardsA.union(shardsB) == Set(0..<8))
+
+            // One stops (SIGTERM: drain, flush, leave the group); the other takes every shard over.
+            await a.terminate(timeout: .seconds(60))
+            let secondBatch = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(3)]), count: 800,
+                                                   idPrefix: "pair2")
+            try await client.startAll(secondBatch)
+            await client.close()
+            #expect(await completions.waitForCompletions(Set(secondBatch.map(\.workflowId)), timeout: .seconds(180)))
+            let (byWorkflow, eventIds) = completions.completions()
+            #expect(byWorkflow.count == 1_600)
+            #expect(eventIds.values.allSatisfy { $0.count == 1 })
+            await b.terminate(timeout: .seconds(60))
+            #expect(try cluster.audit().filter { !$0.isHealthy }.isEmpty)
+            await completions.close()
+            await cluster.stop()
+        }
+
+        /// The shards of the last "assigned shards [..]" line of a worker's log.
+        static func lastAssignment(in log: String) -> Set<Int> {
+            guard let line = log.split(separator: "\n").last(where: { $0.contains("assigned shards [") }),
+                  let open = line.range(of: "assigned shards ["),
+                  let close = line[open.upperBound...].firstIndex(of: "]") else { return [] }
+            return Set(line[open.upperBound..<close].split(separator: ",").compactMap {
+                Int($0.trimmingCharacters(in: .whitespaces))
+            })
+        }
+    }
+}
