@@ -1,0 +1,29 @@
+import Foundation
+
+/// Parses a command-line duration: `250ms`, `1s`, `2.5s`, `2m`, `1h`, or `0`.
+/// Returns nil for anything else (negative, missing unit, unknown unit, not a number).
+public func parseDuration(_ text: String) -> Duration? {
+    let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+    if trimmed == "0" { return .zero }
+    // "ms" and "us" are tried before "s" and "m" so "250ms" is not read as 250 m + "s".
+    let units: [(suffix: String, make: (Double) -> Duration)] = [
+        ("ms", { .milliseconds($0) }), ("us", { .microseconds($0) }), ("s", { .seconds($0) }),
+        ("m", { .seconds($0 * 60) }), ("h", { .seconds($0 * 3600) }),
+    ]
+    for unit in units where trimmed.hasSuffix(unit.suffix) {
+        let number = trimmed.dropLast(unit.suffix.count)
+        guard !number.isEmpty, number.allSatisfy({ $0.isNumber || $0 == "." }),
+            let value = Double(number), value.isFinite, value >= 0
+        else { return nil }
+        return unit.make(value)
+    }
+    return nil
+}
+
+extension Duration {
+    /// The duration as floating-point seconds.
+    public var inSeconds: Double {
+        let parts = components
+        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// A Messages-API-compatible server for tests, the demo and the benchmark.
+///
+/// `POST /v1/messages` answers after a lognormal latency (slept with `Task.sleep`, so thousands of
+/// slow requests in flight cost only memory), injects 500 / 529 at the configured rates and 429 with
+/// `retry-after` above the rate limit. `GET /healthz` answers `ok`; `GET /stats` the counters as JSON.
+public final class MockLLMServer: Sendable {
+    public let configuration: MockLLMConfiguration
+    private let behaviour: MockLLMBehaviour
+    private let logger: Logger
+    private let lifecycle = Mutex(Lifecycle.idle)
+
+    private enum Lifecycle {
+        case idle
+        case starting
+        case running(port: Int, group: ServiceGroup, task: Task<Void, any Error>)
+        case stopped
+    }
+
+    /// Validates the configuration; nothing is bound until `start()`.
+    public init(configuration: MockLLMConfiguration, logger: Logger = Logger(label: "shardflow.mock-llm")) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.behaviour = MockLLMBehaviour(configuration: configuration)
+        self.logger = logger
+    }
+
+    /// Binds and serves; returns the bound port (the ephemeral one when the configured port is 0).
+    /// With `handleSignals`, SIGINT and SIGTERM shut the server down gracefully.
+    @discardableResult
+    public func start(handleSignals: Bool = false) async throws -> Int {
+        try lifecycle.withLock { state in
+            guard case .idle = state else { throw MockLLMServerError.alreadyStarted }
+            state = .starting
+        }
+        let (bound, boundContinuation) = AsyncStream<Result<Int, any Error>>.makeStream()
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port),
+                serverName: "shardflow-mock-llm",
+                // Thousands of clients may connect in the same instant when a bench starts.
+                backlog: 4096
+            ),
+            onServerRunning: { channel in
+                boundContinuation.yield(.success(channel.localAddress?.port ?? -1))
+            },
+            logger: logger
+        )
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [app],
+            gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+            logger: logger
+        )
+        // Requests still sleeping when we stop get this long to finish before they are cut.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(10)
+        let group = ServiceGroup(configuration: groupConfiguration)
+        let task = Task {
+            defer { boundContinuation.finish() }
+            do {
+                try await group.run()
+                boundContinuation.yield(.failure(MockLLMServerError.stoppedBeforeBinding))
+            } catch {
+                boundContinuation.yield(.failure(error))
+                throw error
+            }
+        }
+        var outcome: Result<Int, any Error> = .failure(MockLLMServerError.stoppedBeforeBinding)
+        for await first in bound {
+            outcome = first
+            break
+        }
+        switch outcome {
+        case .success(let port):
+            lifecycle.withLock { $0 = .running(port: port, group: group, task: task) }
+            return port
+        case .failure(let error):
+            lifecycle.withLock { $0 = .stopped }
+            throw MockLLMServerError.cannotStart(host: configuration.host, port: configuration.port, reason: "\(error)")
+        }
+    }
+
+    /// The bound port while running.
+    public var port: Int? {
+        lifecycle.withLock { state in
+            if case .running(let port, _, _) = state { return port }
+            return nil
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), and returns when the server is down.
+    public func stop() async {
+        let running: (ServiceGroup, Task<Void, any Error>)? = lifecycle.withLock { state in
+            defer { state = .stopped }
+            if case .running(_, let group, let task) = state { return (group, task) }
+            return nil
+        }
+        guard let (group, task) = running else { return }
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+    }
+
+    /// Waits until the server stops (by `stop()` or, with `handleSignals`, by a signal).
+    public func waitUntilStopped() async throws {
+        let task: Task<Void, any Error>? = lifecycle.withLock { state in
+            if case .running(_, _, let task) = state { return task }
+            return nil
+        }
+        guard let task else { return }
+        defer { lifecycle.withLock { $0 = .stopped } }
+        try await task.value
+    }
+
+    /// Replies given, in order, to the next requests that pass the key and rate-limit checks.
+    /// Throws for a status outside 200...599 or a negative delay.
+    public func script(_ replies: [MockLLMScriptedReply]) throws(MockLLMConfigurationError) {
+        for reply in replies {
+            if !(200...599).contains(reply.status) {
+                throw MockLLMConfigurationError("scripted status must be within 200...599, got \(reply.status)")
+            }
+            if reply.delay < .zero { throw MockLLMConfigurationError("scripted delay must not be negative") }
+        }
+        behaviour.script(replies)
+    }
+
+    public func stats() -> MockLLMStats { behaviour.stats() }
+
+    public func summary() -> String { behaviour.stats().summary() }
+
+    // MARK: Routes
+
+    private func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        let behaviour = self.behaviour
+        let requiredAPIKey = configuration.requiredAPIKey
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/stats") { _, _ in
+            Self.json(status: 200, behaviour.stats())
+        }
+        router.post("/v1/messages") { request, _ in
+            let number = behaviour.begin()
+            let body = try? await request.body.collect(upTo: 4 << 20)
+            guard let body else {
+                behaviour.finish(status: 400, latencySeconds: nil)
+                return Self.apiError(status: 400, "request body missing or larger than 4 MiB")
+            }
+            let messages: LLMRequest
+            do {
+                messages = try JSONDecoder().decode(LLMRequest.self, from: Data(buffer: body))
+                try messages.validate()
+            } catch let error as LLMError {
+                behaviour.finish(status: 400, latencySeconds: nil)
+                return Self.apiError(status: 400, error.message)
+            } catch {
+                behaviour.finish(status: 400, latencySeconds: nil)
+                return Self.apiError(status: 400, "body is not a Messages API request: \(error)")
+            }
+            if let requiredAPIKey, Self.header("x-api-key", in: request.headers) != requiredAPIKey {
+                behaviour.finish(status: 401, latencySeconds: nil)
+                return Self.apiError(status: 401, "invalid x-api-key")
+            }
+            let decision = behaviour.decide()
+            if decision.status == 429 {
+                behaviour.finish(status: 429, latencySeconds: nil)
+                return Self.apiError(status: 429, "rate limit exceeded", retryAfter: decision.retryAfter)
+            }
+            if decision.delaySeconds > 0 {
+                // A client that gives up cancels this handler; the answer is then simply not sent.
+                try? await Task.sleep(for: .seconds(decision.delaySeconds))
+            }
+            guard decision.status == 200 else {
+                behaviour.finish(status: decision.status, latencySeconds: decision.delaySeconds)
+                return Self.apiError(status: decision.status, retryAfter: decision.retryAfter)
+            }
+            let reply = MockLLMReplyText.reply(to: messages)
+            let usage = LLMUsage(inputTokens: reply.inputTokens, outputTokens: reply.outputTokens)
+            let response = LLMResponse(
+                id: "msg_mock_" + String(number, radix: 16), model: messages.model,
+                content: [LLMContentBlock(text: reply.text)], stopReason: reply.stopReason, usage: usage
+            )
+            behaviour.finish(status: 200, latencySeconds: decision.delaySeconds, usage: usage)
+            return Self.json(status: 200, response)
+        }
+        return router
+    }
+
+    private static func header(_ name: String, in fields: HTTPFields) -> String? {
+        fields.first { $0.name.canonicalName == name }?.value
+    }
+
+    private static func json(status: Int, _ value: some Encodable, retryAfter: String? = nil) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let retryAfter { headers[.retryAfter] = retryAfter }
+        let data = (try? JSONEncoder().encode(value)) ?? Data("{}".utf8)
+        return Response(
+            status: HTTPResponse.Status(code: status), headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+
+    /// An error in the API's shape, with the error type the real API uses for that status.
+    private static func apiError(status: Int, _ message: String? = nil, retryAfter: String? = nil) -> Response {
+        let (type, defaultMessage): (String, String) =
+            switch status {
+            case 400: ("invalid_request_error", "invalid request")
+            case 401: ("authentication_error", "authentication failed")
+            case 403: ("permission_error", "permission denied")
+            case 404: ("not_found_error", "not found")
+            case 429: ("rate_limit_error", "rate limit exceeded")
+            case 529: ("overloaded_error", "Overloaded")
+            default: ("api_error", "Internal server error")
+            }
+        return json(status: status, LLMErrorBody(errorType: type, message: message ?? defaultMessage), retryAfter: retryAfter)
+    }
+}
+
+public enum MockLLMServerError: Error, Sendable, CustomStringConvertible {
+    case alreadyStarted
+    case stoppedBeforeBinding
+    case cannotStart(host: String, port: Int, reason: String)
+
+    public var description: String {
+        switch self {
+        case .alreadyStarted: "the mock LLM server was already started (a server starts once)"
+        case .stoppedBeforeBinding: "the mock LLM server stopped before it was listening"
+        case .cannotStart(let host, let port, let reason): "cannot start the mock LLM server on \(host):\(port): \(reason)"
+        }
+    }
+}
