@@ -64,6 +64,7 @@ let package = Package(
                 "ShardflowEngine",
                 "ShardflowKafka",
                 "ShardflowLLM",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

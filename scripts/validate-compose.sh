@@ -168,7 +168,10 @@ for name, svc in workers.items():
     data = [src for src, tgt, kind in mounts(svc) if tgt == "/data" and kind == "volume" and src]
     if len(data) != 1: fail(f"{name}: needs one named volume at /data")
     else:
-        if data[0] in data_volumes: fail(f"{name}: shares its data volume with {data_volumes[data[0]]}")
+        # Shard stores must follow their shards when the group moves them: every worker of the group
+        # mounts the same volume (the stores' file locks keep two workers from writing one shard).
+        for other_volume, other in data_volumes.items():
+            if other_volume != data[0]: fail(f"{name}: mounts {data[0]} at /data but {other} mounts {other_volume}: workers of one group must share the data volume")
         data_volumes[data[0]] = name
     deps = depends(svc)
     if deps.get("kafka") != "service_healthy": fail(f"{name}: must wait for kafka to be healthy")

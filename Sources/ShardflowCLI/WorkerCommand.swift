@@ -22,6 +22,8 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds in-flight steps may take to finish on revoke or shutdown.") var drainTimeout: Int = 30
     @Option(help: "Address of the HTTP endpoint (/metrics, /healthz, /readyz).") var httpHost: String = "127.0.0.1"
     @Option(help: "Port of the HTTP endpoint; 0 turns it off.") var httpPort: Int = 9090
+    @Flag(help: "Start a shard from an empty store even if the group consumed it before (its store is elsewhere).")
+    var adoptMissingStores = false
     @OptionGroup var llm: LLMOptions
 
     func run() async throws {
@@ -30,11 +32,12 @@ struct WorkerCommand: AsyncParsableCommand {
         let client = try llm.client(concurrency: maxConcurrency * 4, logger: logger)
         var workflows = WorkflowRegistry()
         StockWorkflows.register(in: &workflows, llm: client, model: llm.llmModel)
-        let configuration = WorkerConfiguration(
+        var configuration = WorkerConfiguration(
             kafka: try kafka.configuration(), topics: kafka.topics, groupID: group, dataDirectory: dataDir,
             shard: ShardConfiguration(maxConcurrency: maxConcurrency, claimLimit: claimLimit,
                                       outboxHighWater: outboxHighWater),
             drainTimeout: .seconds(drainTimeout))
+        configuration.adoptMissingStores = adoptMissingStores
         let worker = Worker(configuration: configuration, registry: workflows, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: worker)]
         if httpPort != 0 {

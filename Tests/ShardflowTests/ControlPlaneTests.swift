@@ -142,7 +142,8 @@ extension Integration {
 
             let check = try await ChildProcess.run([Repository.shardflowBinary, "check", "--data-dir", cluster.dataDirectory])
             #expect(check.status == 1)
-            #expect(check.output.contains(queued[0].workflowId))
+            let named = try #require(audit.first?.stuckWorkflows.first)
+            #expect(check.output.contains(named))
             #expect(check.output.contains("\(last.stuckWorkflows) stuck workflows"))
             await worker.terminate(timeout: .seconds(30))
             await cluster.stop()

@@ -98,9 +98,12 @@ public struct BenchRunner: Sendable {
 
         // Workers.
         var workers: [ChildProcess] = []
+        var healthPorts: [Int] = []
         for index in 0..<options.workerCount {
+            let port = try LocalBroker.freeLoopbackPort()
+            healthPorts.append(port)
             var arguments = [options.workerExecutable, "worker", "--brokers", brokers, "--prefix", runId,
-                             "--group", runId, "--data-dir", dataDirectory, "--http-port", "0",
+                             "--group", runId, "--data-dir", dataDirectory, "--http-port", String(port),
                              "--max-concurrency", String(options.maxConcurrency),
                              "--claim-limit", String(options.claimLimit)]
             if let llmBaseURL { arguments += ["--llm-base-url", llmBaseURL] }
@@ -109,6 +112,12 @@ public struct BenchRunner: Sendable {
                                             outputPath: output.appendingPathComponent("worker-\(index).log").path))
         }
         let reader = try await TopicReader(configuration: kafka, topic: topics.completions, fromBeginning: true)
+        // Submit once every worker has joined the group and opened its shards, so the measured completion
+        // times are the system's, not a group join's.
+        progress("waiting for \(options.workerCount) worker(s) to be ready")
+        for port in healthPorts {
+            try await HealthProbe.waitUntilReady(port: port, timeout: .seconds(120))
+        }
 
         // Submit.
         let args: JSONValue = workflow == "fanout"

@@ -34,6 +34,8 @@ public final class Worker: Service, Sendable {
         var brokerError: String?
         var stopping = false
         var consumed: [Int32: TopicPartitionOffset] = [:]
+        /// Shards whose store is not in this data directory (see `adoptMissingStores`).
+        var refused: Set<Int> = []
     }
 
     public init(configuration: WorkerConfiguration, registry: WorkflowRegistry, logger: Logger) {
@@ -93,6 +95,7 @@ public final class Worker: Service, Sendable {
             if !state.opening.isEmpty { reasons.append("opening shards \(state.opening.sorted())") }
             if !state.brokerReachable { reasons.append("broker unreachable" + (state.brokerError.map { ": \($0)" } ?? "")) }
             if state.stopping { reasons.append("shutting down") }
+            if !state.refused.isEmpty { reasons.append("shards \(state.refused.sorted()) have no store in the data directory") }
             return ReadinessReport(reasons: reasons)
         }
     }
@@ -205,6 +208,19 @@ public final class Worker: Service, Sendable {
                 logger.error("shard \(number): cannot read its offsets: \(error)")
                 offsets = (nil, nil)
             }
+            if offsets.workflows == nil, !configuration.adoptMissingStores,
+               let committed = await groupProgress(of: number, consumer: consumer), committed > 0 {
+                // The group has applied input of this shard before, but this data directory has no store for it:
+                // its state lives in another data directory. Starting from an empty store would run its
+                // workflows again, so the shard is left alone (and reported) until an operator decides.
+                logger.critical("shard \(number): the group has consumed it up to offset \(committed) but \(configuration.dataDirectory) has no store for it; not running it (point --data-dir at its store, or pass --adopt-missing-stores to start it empty)")
+                await shard.close(drainTimeout: .zero)
+                state.withLock { state in
+                    state.opening.remove(number)
+                    state.refused.insert(number)
+                }
+                continue
+            }
             if let next = offsets.workflows {
                 do {
                     try await consumer.seek(topic: configuration.topics.workflows, partition: Int32(number), offset: next)
@@ -231,6 +247,12 @@ public final class Worker: Service, Sendable {
         } catch {
             logger.error("cannot assign control partitions: \(error)")
         }
+    }
+
+    /// The group's committed offset of a workflows partition, if any.
+    private func groupProgress(of number: Int, consumer: KafkaConsumer) async -> Int64? {
+        let partition = TopicPartition(topic: configuration.topics.workflows, partition: Int32(number))
+        return try? await consumer.committed([partition], timeout: .seconds(10)).first?.offset
     }
 
     /// Opens a shard, waiting while another owner on this host still holds its store.
@@ -263,6 +285,7 @@ public final class Worker: Service, Sendable {
     private func revoke(_ partitions: [TopicPartition], control: KafkaPartitionConsumer) async {
         let numbers = partitions.filter { $0.topic == configuration.topics.workflows }.map { Int($0.partition) }
         logger.info("revoked shards \(numbers.sorted())")
+        state.withLock { $0.refused.subtract(numbers) }
         do {
             try await control.unassign(numbers.map { TopicPartition(topic: configuration.topics.control, partition: Int32($0)) })
         } catch {

@@ -17,6 +17,9 @@ public struct WorkerConfiguration: Sendable {
     public var flushTimeout: Duration
     /// How long to wait for a shard's previous owner (another process on this host) to release its store.
     public var shardOpenTimeout: Duration
+    /// Start a shard from an empty store even when the group has consumed its input before (its store is in
+    /// another data directory). Off by default: that would run the shard's workflows again.
+    public var adoptMissingStores = false
 
     public init(kafka: KafkaConfiguration, topics: ShardflowTopics = ShardflowTopics(), groupID: String = "shardflow",
                 dataDirectory: String, shard: ShardConfiguration = ShardConfiguration(),
