@@ -29,7 +29,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = try logging.bootstrap(label: "shardflow.worker")
         let registry = MonitoringServer.bootstrapMetrics()
-        let client = try llm.client(concurrency: maxConcurrency * 4, logger: logger)
+        let client = try llm.client(logger: logger)
         var workflows = WorkflowRegistry()
         StockWorkflows.register(in: &workflows, llm: client, model: llm.llmModel)
         var configuration = WorkerConfiguration(
@@ -58,13 +58,15 @@ struct LLMOptions: ParsableArguments {
     @Option(help: "Model used when a workflow's args name none.") var llmModel: String = "claude-sonnet-4-5"
     @Option(help: "Seconds one LLM HTTP attempt may take.") var llmTimeout: Int = 120
     @Option(help: "HTTP retries inside one LLM step attempt (429, 529, 5xx, timeouts).") var llmRetries: Int = 4
+    @Option(help: "HTTP connections to the Messages API: the LLM calls that can run at once across all shards.")
+    var llmConnections: Int = 5_000
 
-    func client(concurrency: Int, logger: Logger) throws -> AnthropicClient {
+    func client(logger: Logger) throws -> AnthropicClient {
         var configuration = AnthropicClientConfiguration.fromEnvironment()
         if let llmBaseURL { configuration.baseURL = llmBaseURL }
         configuration.requestTimeout = .seconds(llmTimeout)
         configuration.maxRetries = llmRetries
-        configuration.maxConcurrentConnections = concurrency
+        configuration.maxConcurrentConnections = llmConnections
         return try AnthropicClient(configuration: configuration, logger: logger)
     }
 }

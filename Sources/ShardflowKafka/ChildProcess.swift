@@ -83,14 +83,6 @@ public final class ChildProcess: Sendable {
         waiter.join()
     }
 
-    /// The peak resident set size (VmHWM) of the running process, from /proc.
-    public func peakResidentBytes() -> Int? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return nil }
-        let kib = line.split(separator: " ").compactMap { Int($0) }.first
-        return kib.map { $0 * 1024 }
-    }
-
     /// Runs a command to its end and returns its exit status and combined output.
     public static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("child-\(UUID().uuidString).log").path

@@ -134,7 +134,7 @@ public struct BenchRunner: Sendable {
         // Collect completions until all are in, or nothing moves for the stall timeout.
         let collected = await collect(reader: reader, index: index, total: starts.count, progress: progress)
         let runEndedAt = Int64(Date().timeIntervalSince1970 * 1000)
-        let peakRSS = workers.compactMap { $0.peakResidentBytes() }.max()
+        let peakRSS = workers.compactMap { ProcessPeakMemory.peakRSSBytes(pid: $0.pid) }.max()
         await reader.close()
 
         // Stop the workers, then audit the stores they leave.

@@ -1,0 +1,223 @@
+import Foundation
+import Shardflow
+import Testing
+
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+
+/// Synthetic bench inputs shaped like a FIFO run: later workflows wait longer in the queue.
+enum BenchFixtures {
+    static let start: Int64 = 1_795_900_000_000
+
+    static func metadata(
+        submitted: Int, steps: Int = 3, shards: Int = 2, slotsPerShard: Int = 5,
+        medianMs: Double = 1_000, p99Ms: Double = 1_000, endOffsetMs: Int64 = 3_600_000, stuck: Int = 0
+    ) -> BenchRunMetadata {
+        BenchRunMetadata(
+            workflowKind: "llm-chain", stepsPerWorkflow: steps, shards: shards, slotsPerShard: slotsPerShard,
+            latencyMedianMs: medianMs, latencyP99Ms: p99Ms, runStartedAt: start, runEndedAt: start + endOffsetMs,
+            submitted: submitted, stuck: stuck, workerPeakRSSBytes: 300 << 20
+        )
+    }
+
+    /// Workflow i is created at i × 10 ms and takes 3 s plus 40 ms of queueing per earlier workflow.
+    static func fifoRecords(_ count: Int, failEvery: Int? = nil) -> [BenchWorkflowRecord] {
+        (0..<count).map { i in
+            let created = start + Int64(i) * 10
+            let failed = failEvery.map { i % $0 == $0 - 1 } ?? false
+            return BenchWorkflowRecord(
+                index: i, workflowId: "wf-\(i)", createdAt: created, completedAt: created + 3_000 + Int64(i) * 40,
+                status: failed ? .failed : .succeeded, steps: failed ? 2 : 3
+            )
+        }
+    }
+}
+
+@Suite("Bench report")
+struct BenchReportTests {
+    @Test("counts add up, whatever the mix of outcomes")
+    func countsAddUp() throws {
+        var records = BenchFixtures.fifoRecords(100, failEvery: 10)
+        records[5].status = .canceled
+        records[7].status = .incomplete
+        records[7].completedAt = nil
+        let report = try BenchReport(records: records, metadata: BenchFixtures.metadata(submitted: 100, stuck: 1))
+        #expect(report.workflows == 100)
+        #expect(report.failed == 10)
+        #expect(report.canceled == 1)
+        #expect(report.incomplete == 1)
+        #expect(report.succeeded == 88)
+        #expect(report.succeeded + report.failed + report.canceled + report.incomplete == report.workflows)
+        #expect(report.completed == 99)
+        #expect(report.stuck == 1)
+        #expect(report.deciles.reduce(0) { $0 + $1.workflows } == 100)
+        #expect(report.deciles.reduce(0) { $0 + $1.completed } == 99)
+    }
+
+    @Test("creation-order deciles of a FIFO run rise from earliest to latest")
+    func decilesOrdered() throws {
+        let report = try BenchReport(records: BenchFixtures.fifoRecords(1_000), metadata: BenchFixtures.metadata(submitted: 1_000))
+        #expect(report.deciles.count == 10)
+        #expect(report.deciles.map(\.decile) == Array(1...10))
+        #expect(report.deciles.first?.firstIndex == 0)
+        #expect(report.deciles.last?.lastIndex == 999)
+        let medians = report.deciles.compactMap(\.medianCompletionMs)
+        #expect(medians.count == 10)
+        #expect(zip(medians, medians.dropFirst()).allSatisfy { $0 < $1 })
+        // Decile 1 holds indexes 0…99: median of 3,000 + 40 × i is 3,000 + 40 × 49.5.
+        #expect(medians[0] == 4_980)
+        #expect(medians[0] * 3 < medians[9])
+    }
+
+    @Test("percentiles use nearest rank over the completed workflows")
+    func percentiles() throws {
+        let records = (0..<100).map { i in
+            BenchWorkflowRecord(
+                index: i, workflowId: "p-\(i)", createdAt: BenchFixtures.start,
+                completedAt: BenchFixtures.start + Int64(i + 1) * 1_000, status: .succeeded, steps: 1
+            )
+        }
+        let report = try BenchReport(records: records.shuffled(), metadata: BenchFixtures.metadata(submitted: 100, steps: 1))
+        let time = try #require(report.completionTime)
+        #expect(time.p50Ms == 50_000)
+        #expect(time.p90Ms == 90_000)
+        #expect(time.p99Ms == 99_000)
+        #expect(time.maxMs == 100_000)
+        #expect(time.meanMs == 50_500)
+    }
+
+    @Test("ideal makespan is the larger of the capacity bound and the critical path")
+    func idealMakespan() throws {
+        // 100 workflows × 3 steps × 1 s on 10 slots: capacity bound 30 s, critical path 3 s.
+        let records = BenchFixtures.fifoRecords(100)
+        let report = try BenchReport(records: records, metadata: BenchFixtures.metadata(submitted: 100))
+        #expect(report.makespan.slots == 10)
+        #expect(report.makespan.totalStepSeconds == 300)
+        #expect(report.makespan.capacityBoundMs == 30_000)
+        #expect(report.makespan.criticalPathMs == 3_000)
+        #expect(report.makespan.idealMs == 30_000)
+        // The last workflow (index 99) completes 990 + 3,000 + 3,960 ms after the start.
+        #expect(report.makespan.measuredMs == 7_950)
+        #expect(report.makespan.ratio == 7_950.0 / 30_000)
+        #expect(report.throughput.steps == 300)
+        #expect(abs(report.throughput.stepsPerSecond - 300 / 7.95) < 1e-9)
+
+        // One slot per shard and one workflow: the critical path wins.
+        let single = try BenchReport(
+            records: [records[0]], metadata: BenchFixtures.metadata(submitted: 1, shards: 1, slotsPerShard: 100)
+        )
+        #expect(single.makespan.idealMs == 3_000)
+    }
+
+    @Test("the step latency mean is that of the lognormal, not its median")
+    func lognormalMean() {
+        let metadata = BenchFixtures.metadata(submitted: 1, medianMs: 1_000, p99Ms: 4_000)
+        // sigma = ln 4 / 2.326 ≈ 0.596, mean = exp(sigma² / 2) s ≈ 1.194 s.
+        #expect(abs(metadata.meanStepLatencyMs - 1_194.3) < 0.5)
+        #expect(BenchFixtures.metadata(submitted: 1, medianMs: 0, p99Ms: 0).meanStepLatencyMs == 0)
+    }
+
+    @Test("without modelled latency there is no ideal and no ratio")
+    func noLatency() throws {
+        let report = try BenchReport(
+            records: BenchFixtures.fifoRecords(10), metadata: BenchFixtures.metadata(submitted: 10, medianMs: 0, p99Ms: 0)
+        )
+        #expect(report.makespan.idealMs == nil)
+        #expect(report.makespan.ratio == nil)
+        #expect(report.text().contains("no ideal"))
+    }
+
+    @Test("an unfinished run's makespan runs to the end of the run")
+    func unfinishedMakespan() throws {
+        var records = BenchFixtures.fifoRecords(10)
+        records[9].completedAt = nil
+        records[9].status = .incomplete
+        let report = try BenchReport(records: records, metadata: BenchFixtures.metadata(submitted: 10, endOffsetMs: 60_000))
+        #expect(report.makespan.measuredMs == 60_000)
+        #expect(report.text().contains("1 unfinished"))
+    }
+
+    @Test("the JSON form decodes back to the same report")
+    func jsonRoundTrip() throws {
+        let report = try BenchReport(
+            records: BenchFixtures.fifoRecords(500, failEvery: 50), metadata: BenchFixtures.metadata(submitted: 500)
+        )
+        let data = try report.jsonData()
+        let decoded = try JSONDecoder().decode(BenchReport.self, from: data)
+        #expect(decoded == report)
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(object["failed"] as? Int == 10)
+        #expect(object["deciles"] as? [Any] != nil)
+    }
+
+    @Test("the text report reads like the reference run")
+    func textShape() throws {
+        let report = try BenchReport(
+            records: BenchFixtures.fifoRecords(2_000, failEvery: 100), metadata: BenchFixtures.metadata(submitted: 2_000)
+        )
+        let headline = report.headline()
+        #expect(headline.hasPrefix("2,000 workflows: 1,980 completed, 20 failed (1.00%), 0 stuck; completion time p50 "))
+        #expect(headline.contains(", p90 "))
+        #expect(headline.contains(", p99 "))
+        #expect(headline.contains(", max "))
+        #expect(headline.contains("; earliest 200 median "))
+        #expect(headline.contains(", latest 200 median "))
+        let text = report.text()
+        #expect(text.contains("decile"))
+        #expect(text.contains("throughput: "))
+        #expect(text.contains("workflows/s"))
+        #expect(text.contains("steps/s"))
+        #expect(text.contains("measured / ideal"))
+        #expect(text.contains("worker peak RSS: 300.0 MiB"))
+        // A header line, then one row per decile.
+        let rows = text.split(separator: "\n", omittingEmptySubsequences: false).drop { !$0.hasPrefix("decile") }.dropFirst().prefix { !$0.isEmpty }
+        #expect(rows.count == 10)
+    }
+
+    @Test("bad input is refused with a clear error")
+    func badInput() {
+        var records = BenchFixtures.fifoRecords(3)
+        records[2].index = 1
+        #expect(throws: BenchReportError.self) {
+            try BenchReport(records: records, metadata: BenchFixtures.metadata(submitted: 3))
+        }
+        var unfinished = BenchFixtures.fifoRecords(3)
+        unfinished[0].status = .incomplete
+        #expect(throws: BenchReportError.self) {
+            try BenchReport(records: unfinished, metadata: BenchFixtures.metadata(submitted: 3))
+        }
+        var backwards = BenchFixtures.fifoRecords(3)
+        backwards[1].completedAt = backwards[1].createdAt - 1
+        #expect(throws: BenchReportError.self) {
+            try BenchReport(records: backwards, metadata: BenchFixtures.metadata(submitted: 3))
+        }
+        do {
+            _ = try BenchReport(records: [], metadata: BenchFixtures.metadata(submitted: 0, shards: 0))
+            Issue.record("zero shards accepted")
+        } catch {
+            #expect("\(error)".contains("shards"))
+        }
+    }
+
+    @Test("an empty run still renders")
+    func emptyRun() throws {
+        let report = try BenchReport(records: [], metadata: BenchFixtures.metadata(submitted: 0))
+        #expect(report.completionTime == nil)
+        #expect(report.deciles.isEmpty)
+        #expect(report.text().hasPrefix("bench: 0 × llm-chain"))
+        #expect(BenchChart(report: report).svg().hasSuffix("</svg>\n"))
+    }
+
+    @Test("write(to:) creates report.json, report.txt and chart.svg")
+    func writesFiles() throws {
+        let report = try BenchReport(records: BenchFixtures.fifoRecords(50), metadata: BenchFixtures.metadata(submitted: 50))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-report-\(UUID().uuidString)/out")
+        defer { try? FileManager.default.removeItem(at: directory.deletingLastPathComponent()) }
+        let urls = try report.write(to: directory)
+        #expect(urls.map(\.lastPathComponent) == ["report.json", "report.txt", "chart.svg"])
+        let json = try Data(contentsOf: directory.appendingPathComponent("report.json"))
+        #expect(try JSONDecoder().decode(BenchReport.self, from: json) == report)
+        #expect(try String(contentsOf: directory.appendingPathComponent("report.txt"), encoding: .utf8) == report.text())
+    }
+}
