@@ -99,4 +99,18 @@ import Testing
         #expect(try shard.nextOffsets().control == 6)
         await shard.close()
     }
+
+    @Test func acknowledgingDeletesExactlyTheGivenOutboxRows() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let shard = try await Shard.open(directory: directory.path, shard: 0, registry: testRegistry())
+        var factory = MessageFactory()
+        _ = try await shard.ingest((0..<8).map { _ in factory.raw(Array("{not json".utf8)) })
+        let ids = try shard.pendingOutbox().map(\.id)
+        #expect(ids.count == 8)
+        // Runs and gaps, out of order, with a repeat.
+        try shard.acknowledgeOutbox(ids: [ids[5], ids[0], ids[1], ids[3], ids[1], ids[7]])
+        #expect(try shard.pendingOutbox().map(\.id) == [ids[2], ids[4], ids[6]])
+        await shard.close()
+    }
 }

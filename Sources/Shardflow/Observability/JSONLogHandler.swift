@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ShardflowKafka
 
 /// A swift-log handler writing one JSON object per line to standard error, for log shippers.
 ///
@@ -9,10 +10,14 @@ public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
     private let label: String
+    private let write: @Sendable (Data) -> Void
 
-    public init(label: String, level: Logger.Level = .info) {
+    /// `write` receives each line (standard error by default).
+    public init(label: String, level: Logger.Level = .info,
+                write: @escaping @Sendable (Data) -> Void = { FileHandle.standardError.write($0) }) {
         self.label = label
         self.logLevel = level
+        self.write = write
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -35,7 +40,7 @@ public struct JSONLogHandler: LogHandler {
         if event.level >= .error { object["source"] = "\(event.file):\(event.line)" }
         guard var line = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
         line.append(0x0A)
-        FileHandle.standardError.write(line)
+        write(line)
     }
 
     private static func plain(_ value: Logger.Metadata.Value) -> Any {
@@ -52,21 +57,13 @@ public struct JSONLogHandler: LogHandler {
     }
 }
 
-/// Which configuration keys and metadata keys hold secrets.
-public enum SecretRedaction {
-    public static let placeholder = "<redacted>"
+/// Which log metadata keys hold secrets: Kafka's secret properties, and API keys.
+enum SecretRedaction {
+    static let placeholder = "<redacted>"
 
-    public static func isSecret(_ key: String) -> Bool {
-        let k = key.lowercased()
-        return ["password", "secret", "api-key", "api_key", "apikey", "token", "credential", "private.key"]
-            .contains { k.contains($0) }
-    }
-
-    /// A copy of librdkafka-style properties safe to print.
-    public static func redacted(_ properties: [String: String]) -> [String: String] {
-        var out = properties
-        for key in properties.keys where isSecret(key) { out[key] = placeholder }
-        return out
+    static func isSecret(_ key: String) -> Bool {
+        let lower = key.lowercased()
+        return KafkaConfiguration.isSecret(lower) || ["api-key", "api_key", "apikey", "authorization"].contains { lower.contains($0) }
     }
 }
 

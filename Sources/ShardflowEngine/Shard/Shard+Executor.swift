@@ -21,10 +21,16 @@ extension Shard {
             do {
                 progressed = try recordResults() > 0
                 if !isClosing {
-                    progressed = try replayBatch() > 0 || progressed
+                    if replayHint.exchange(false, ordering: .acquiringAndReleasing) {
+                        let replayed = try replayBatch()
+                        if replayed >= configuration.replayBatchSize { replayHint.store(true, ordering: .releasing) }
+                        progressed = replayed > 0 || progressed
+                    }
                     progressed = try claimAndLaunch() > 0 || progressed
                 }
             } catch {
+                replayHint.store(true, ordering: .releasing)
+                claimHint.store(true, ordering: .releasing)
                 if isClosing { return }
                 logger.error("shard work failed: \(error)")
                 try? await Task.sleep(for: .milliseconds(100))
@@ -37,69 +43,104 @@ extension Shard {
         }
     }
 
+    /// What one claim may take: free slots (at most `claimLimit`) at the executor's epoch.
+    struct ClaimPlan {
+        let limit: Int
+        let epoch: Int64
+    }
+
     /// Claims up to the free slots (and at most `claimLimit`) and starts the steps.
     func claimAndLaunch() throws -> Int {
+        guard let plan = planClaim(tasksAdded: false) else { return 0 }
+        let (claimed, stale) = try write { db in try claimTasks(db, plan) }
+        return launchClaimed(claimed, plan: plan, stale: stale)
+    }
+
+    /// Nil when no claim can take anything: no free slot, no executor, or no ready task since the last
+    /// claim (`tasksAdded`: the caller's own transaction has just queued some).
+    func planClaim(tasksAdded: Bool) -> ClaimPlan? {
         let (free, epoch) = runtime.withLock { state in
             (configuration.maxConcurrency - state.inFlight.count, state.executorEpoch)
         }
-        guard free > 0, let epoch else { return 0 }
-        let limit = min(free, configuration.claimLimit)
-        let claimed: [ClaimedTask] = try write { db in
-            // The epoch is read in the claim's own transaction: an executor of an older epoch claims nothing.
-            guard let meta = try StoreQueries.meta(db), meta.executorEnabled, meta.epoch == epoch else { return [] }
-            if try outboxIsFull(db) { return [] }
-            // One statement: the FIFO selection (I4) and its update. RETURNING has no order, so the
-            // claimed tasks are sorted back into FIFO order to launch.
-            let rows = try db.rows("""
-                UPDATE tasks SET state = 'running', attempt = attempt + 1, claimedEpoch = ?
-                WHERE (workflowId, stepId) IN (
-                    SELECT workflowId, stepId FROM tasks
-                    WHERE state = 'queued' AND readyAt <= ?
-                    ORDER BY createdAt, workflowId, stepId LIMIT ?)
-                RETURNING createdAt, workflowId, stepId, name, input, attempt
-                """, [epoch, clock.nowMilliseconds(), limit])
-            return rows.map { row in
-                (createdAt: row[0] as Int64, task: ClaimedTask(workflowId: row[1], stepId: row[2], name: row[3],
-                                                               input: row[4], attempt: row[5]))
-            }
-            .sorted { a, b in
-                (a.createdAt, a.task.workflowId, a.task.stepId) < (b.createdAt, b.task.workflowId, b.task.stepId)
-            }
-            .map(\.task)
+        guard free > 0, let epoch else { return nil }
+        let hinted = claimHint.exchange(false, ordering: .acquiringAndReleasing)
+        guard hinted || tasksAdded else { return nil }
+        return ClaimPlan(limit: min(free, configuration.claimLimit), epoch: epoch)
+    }
+
+    /// The claim's statements, inside the caller's transaction. `stale`: the store's epoch moved on.
+    func claimTasks(_ db: Database, _ plan: ClaimPlan) throws -> (claimed: [ClaimedTask], stale: Bool) {
+        // The epoch is read in the claim's own transaction: an executor of an older epoch claims nothing.
+        guard let meta = try StoreQueries.meta(db), meta.executorEnabled, meta.epoch == plan.epoch else {
+            return ([], true)
         }
-        if claimed.isEmpty {
-            if runtime.withLock({ $0.executorEpoch != epoch || $0.closing }) { return 0 }
-            let stale = try read { db in
-                guard let meta = try StoreQueries.meta(db) else { return true }
-                return !meta.executorEnabled || meta.epoch != epoch
-            }
-            if stale {
-                // bumpEpoch committed: this executor is done; in-flight steps still record.
-                runtime.withLock { state in
-                    if state.executorEpoch == epoch { state.executorEpoch = nil }
-                }
-            }
-            return 0
+        if try outboxIsFull(db) {
+            // Tasks are left: look again once the outbox drains (acknowledging wakes the loop).
+            claimHint.store(true, ordering: .releasing)
+            return ([], false)
         }
-        for task in claimed { launch(task) }
+        // The FIFO selection (I4), then one update of the same selection (same transaction, same
+        // total order, so the same rows) rather than one update per task. `+readyAt` keeps the
+        // planner on the FIFO index (walked in order, stopping at the limit) instead of the
+        // ready-time index plus a sort of every ready task.
+        let now = clock.nowMilliseconds()
+        let rows = try db.rows("""
+            SELECT workflowId, stepId, name, input, attempt FROM tasks
+            WHERE state = 'queued' AND +readyAt <= ?
+            ORDER BY createdAt, workflowId, stepId LIMIT ?
+            """, [now, plan.limit])
+        guard !rows.isEmpty else { return ([], false) }
+        try db.run("""
+            UPDATE tasks SET state = 'running', attempt = attempt + 1, claimedEpoch = ?
+            WHERE (workflowId, stepId) IN (
+                SELECT workflowId, stepId FROM tasks
+                WHERE state = 'queued' AND +readyAt <= ?
+                ORDER BY createdAt, workflowId, stepId LIMIT ?)
+            """, [plan.epoch, now, plan.limit])
+        let claimed = rows.map { row in
+            ClaimedTask(workflowId: row[0], stepId: row[1], name: row[2], input: row[3], attempt: (row[4] as Int) + 1)
+        }
+        return (claimed, false)
+    }
+
+    /// After the claim committed: starts the steps, or retires an executor whose epoch is over.
+    func launchClaimed(_ claimed: [ClaimedTask], plan: ClaimPlan, stale: Bool) -> Int {
+        if stale {
+            // bumpEpoch committed: this executor is done; in-flight steps still record.
+            runtime.withLock { state in
+                if state.executorEpoch == plan.epoch { state.executorEpoch = nil }
+            }
+        }
+        guard !claimed.isEmpty else { return 0 }
+        // A full claim may have left more ready tasks.
+        if claimed.count >= plan.limit { claimHint.store(true, ordering: .releasing) }
+        launch(claimed)
         return claimed.count
     }
 
     private func outboxIsFull(_ db: Database) throws -> Bool {
         // max-min is an upper bound of the row count, and cheap; count exactly only when it is high.
-        let span = try db.int("SELECT MAX(id) - MIN(id) + 1 FROM outbox") ?? 0
+        // Two subqueries: `MAX(id) - MIN(id)` in one expression would scan the table.
+        let span = try db.int("SELECT (SELECT MAX(id) FROM outbox) - (SELECT MIN(id) FROM outbox) + 1") ?? 0
         guard span > Int64(configuration.outboxHighWater) else { return false }
         return try StoreQueries.count(db, "SELECT COUNT(*) FROM outbox") > configuration.outboxHighWater
     }
 
-    private func launch(_ task: ClaimedTask) {
-        let key = TaskKey(workflowId: task.workflowId, stepId: task.stepId)
-        let definition = registry.steps[task.name]
-        let context = StepContext(workflowId: task.workflowId, stepId: task.stepId, name: task.name,
-                                  attempt: task.attempt, shard: shard, logger: logger)
-        let stepDuration = metrics.stepDuration
+    /// Starts the claimed steps. Their slots are taken first and the tasks created outside the
+    /// lock, so a step that finishes at once does not wait for the launch of the others.
+    private func launch(_ tasks: [ClaimedTask]) {
         runtime.withLock { state in
-            state.inFlight[key] = Task {
+            for task in tasks { state.inFlight[TaskKey(workflowId: task.workflowId, stepId: task.stepId)] = .some(nil) }
+        }
+        let stepDuration = metrics.stepDuration
+        var started: [(TaskKey, Task<Void, Never>)] = []
+        started.reserveCapacity(tasks.count)
+        for task in tasks {
+            let key = TaskKey(workflowId: task.workflowId, stepId: task.stepId)
+            let definition = registry.steps[task.name]
+            let context = StepContext(workflowId: task.workflowId, stepId: task.stepId, name: task.name,
+                                      attempt: task.attempt, shard: shard, logger: logger)
+            started.append((key, Task {
                 let started = ContinuousClock.now
                 let result: Result<String, StepError>
                 if let definition {
@@ -113,9 +154,13 @@ extension Shard {
                 }
                 let finished = ContinuousClock.now
                 stepDuration.recordNanoseconds((finished - started).nanoseconds)
-                self.finish(StepOutcome(workflowId: task.workflowId, stepId: task.stepId, attempt: task.attempt,
+                self.finish(StepOutcome(workflowId: task.workflowId, stepId: task.stepId, name: task.name, attempt: task.attempt,
                                         result: result, finishedAt: finished), key: key)
-            }
+            }))
+        }
+        runtime.withLock { state in
+            // A step that already finished has left its slot; only the others keep a handle.
+            for (key, handle) in started where state.inFlight[key] != nil { state.inFlight[key] = handle }
         }
     }
 
@@ -143,23 +188,31 @@ extension Shard {
         let replayNow = !isClosing
         var effects = Effects()
         var scheduledAfter: [ContinuousClock.Instant] = []
+        var claim: (plan: ClaimPlan, claimed: [ClaimedTask], stale: Bool)?
         let started = ContinuousClock.now
         do {
             try writeAdvancing { db, staged in
                 let now = clock.nowMilliseconds()
-                var moved: [StepOutcome] = []
+                var order: [(workflowId: String, finishedAt: ContinuousClock.Instant)] = []
+                var recorded: [String: [JournalEntry]] = [:]
                 for outcome in batch {
-                    if try record(db, outcome, now: now, enqueueReplay: !replayNow, effects: &effects) {
-                        moved.append(outcome)
+                    guard let entry = try record(db, outcome, now: now, replayInline: replayNow, effects: &effects) else {
+                        continue
+                    }
+                    if recorded[outcome.workflowId] == nil { order.append((outcome.workflowId, outcome.finishedAt)) }
+                    recorded[outcome.workflowId, default: []].append(entry)
+                }
+                // After every result is in, so a workflow with several results replays once.
+                for (workflowId, finishedAt) in order where replayNow {
+                    if try replay(db, workflowId: workflowId, trigger: .step, now: now, effects: &effects,
+                                  staged: &staged, recorded: recorded[workflowId]) {
+                        scheduledAfter.append(finishedAt)
                     }
                 }
-                guard replayNow else { return }
-                // After every result is in, so a workflow with several results replays once.
-                var replayed = Set<String>()
-                for outcome in moved where replayed.insert(outcome.workflowId).inserted {
-                    if try replay(db, workflowId: outcome.workflowId, trigger: .step, now: now, effects: &effects, staged: &staged) {
-                        scheduledAfter.append(outcome.finishedAt)
-                    }
+                // The next steps are claimed in the same transaction, sparing the loop one.
+                if replayNow, let plan = planClaim(tasksAdded: effects.tasks) {
+                    let (claimed, stale) = try claimTasks(db, plan)
+                    claim = (plan, claimed, stale)
                 }
             }
         } catch {
@@ -167,6 +220,7 @@ extension Shard {
             runtime.withLock { $0.results.insert(contentsOf: batch, at: 0) }
             throw error
         }
+        if let claim { _ = launchClaimed(claim.claimed, plan: claim.plan, stale: claim.stale) }
         if replayNow {
             let committed = ContinuousClock.now
             metrics.replayDuration.recordNanoseconds((committed - started).nanoseconds)
@@ -178,22 +232,29 @@ extension Shard {
         return batch.count
     }
 
-    /// Records one result. Returns whether it moved its workflow on (it needs a replay); with
-    /// `enqueueReplay` the replay row is written here, else the caller replays in this transaction.
-    private func record(_ db: Database, _ outcome: StepOutcome, now: Int64, enqueueReplay: Bool,
-                        effects: inout Effects) throws -> Bool {
+    /// Records one result. Returns the resolved journal entry when it moved its workflow on (it needs
+    /// a replay). With `replayInline` the caller replays the workflow in this transaction, so the
+    /// entry's `round` is set here to that replay's generation (sparing it a search of the journal);
+    /// otherwise the replay row is written here and the round is left to the replay.
+    private func record(_ db: Database, _ outcome: StepOutcome, now: Int64, replayInline: Bool,
+                        effects: inout Effects) throws -> JournalEntry? {
+        // The generation the inline replay will run at (nil: leave the round to a later replay).
+        let roundSQL = replayInline ? "(SELECT generation + 1 FROM workflows WHERE id = ?)" : "?"
+        let entry: JournalEntry
         switch outcome.result {
         case .success(let output):
             // A task deleted meanwhile (cancel, operator, a finished workflow) or already re-queued:
             // the result is not used.
             try db.run("DELETE FROM tasks WHERE workflowId = ? AND stepId = ? AND state = 'running' AND attempt = ?",
                        [outcome.workflowId, outcome.stepId, outcome.attempt])
-            guard db.changesCount > 0 else { return false }
+            guard db.changesCount > 0 else { return nil }
             metrics.stepsSucceeded.increment()
             try db.run("""
-                UPDATE journal SET status = 'succeeded', output = ?, attempts = ?, completedAt = ?
+                UPDATE journal SET status = 'succeeded', output = ?, attempts = ?, completedAt = ?, round = \(roundSQL)
                 WHERE workflowId = ? AND seq = ?
-                """, [output, outcome.attempt, now, outcome.workflowId, outcome.stepId])
+                """, [output, outcome.attempt, now, replayInline ? outcome.workflowId : nil, outcome.workflowId, outcome.stepId])
+            entry = JournalEntry(seq: outcome.stepId, kind: .step, name: outcome.name, status: .succeeded, output: output,
+                                 error: nil, attempts: outcome.attempt, round: nil, completedAt: now)
         case .failure(let error):
             guard let task = try db.row("""
                 SELECT t.attempt, t.maxAttempts, t.initialBackoffMs, t.multiplier, t.maxBackoffMs, t.jitter
@@ -201,7 +262,7 @@ extension Shard {
                 WHERE t.workflowId = ? AND t.stepId = ? AND t.state = 'running' AND w.status = 'running'
                 """, [outcome.workflowId, outcome.stepId]),
                 (task[0] as Int) == outcome.attempt
-            else { return false }
+            else { return nil }
             let maxAttempts: Int = task[1]
             if outcome.attempt < maxAttempts {
                 let policy = RetryPolicy(
@@ -217,19 +278,22 @@ extension Shard {
                 metrics.stepRetries.increment()
                 effects.timers = true
                 effects.tasks = true
-                return false
+                return nil
             }
             metrics.stepsFailed.increment()
             try db.run("""
-                UPDATE journal SET status = 'failed', error = ?, attempts = ?, completedAt = ?
+                UPDATE journal SET status = 'failed', error = ?, attempts = ?, completedAt = ?, round = \(roundSQL)
                 WHERE workflowId = ? AND seq = ?
-                """, [error.message, outcome.attempt, now, outcome.workflowId, outcome.stepId])
+                """, [error.message, outcome.attempt, now, replayInline ? outcome.workflowId : nil,
+                      outcome.workflowId, outcome.stepId])
             try db.run("DELETE FROM tasks WHERE workflowId = ? AND stepId = ?", [outcome.workflowId, outcome.stepId])
+            entry = JournalEntry(seq: outcome.stepId, kind: .step, name: outcome.name, status: .failed, output: nil,
+                                 error: error.message, attempts: outcome.attempt, round: nil, completedAt: now)
         }
-        if enqueueReplay {
-            try self.enqueueReplay(db, workflowId: outcome.workflowId, trigger: .step, now: now, effects: &effects)
+        if !replayInline {
+            try enqueueReplay(db, workflowId: outcome.workflowId, trigger: .step, now: now, effects: &effects)
         }
-        return true
+        return entry
     }
 }
 

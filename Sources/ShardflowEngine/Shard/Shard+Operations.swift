@@ -49,6 +49,9 @@ extension Shard {
     }
 
     func afterOperation(_ effects: Effects) {
+        // An operation may change what can be claimed (epoch, enabled) or replayed: look again.
+        replayHint.store(true, ordering: .releasing)
+        claimHint.store(true, ordering: .releasing)
         signal(effects)
         workSignal.notify()
     }

@@ -15,12 +15,14 @@ extension Shard {
         var effects = Effects()
         let started = ContinuousClock.now
         let handled = try writeAdvancing { db, staged -> Int in
-            // Taking the rows is one statement; they go in the transaction that commits the replays (I1).
-            let rows = try db.rows("""
-                DELETE FROM replay_queue WHERE rowid IN (SELECT rowid FROM replay_queue ORDER BY rowid LIMIT ?)
-                RETURNING rowid, workflowId, trigger
-                """, [configuration.replayBatchSize])
-            let ordered = rows.map { row -> (Int64, String, String) in (row[0], row[1], row[2]) }.sorted { $0.0 < $1.0 }
+            // The rows go in the transaction that commits the replays (I1). (No RETURNING: this SQLite
+            // recompiles a RETURNING statement at every run, which costs more than a second statement.)
+            let rows = try db.rows("SELECT rowid, workflowId, trigger FROM replay_queue ORDER BY rowid LIMIT ?",
+                                   [configuration.replayBatchSize])
+            guard let last = rows.last else { return 0 }
+            // The batch is the rows with the smallest rowids, so one range delete takes exactly them.
+            try db.run("DELETE FROM replay_queue WHERE rowid <= ?", [last[0] as Int64])
+            let ordered = rows.map { row -> (Int64, String, String) in (row[0], row[1], row[2]) }
             let now = clock.nowMilliseconds()
             for (_, workflowId, trigger) in ordered {
                 _ = try replay(db, workflowId: workflowId, trigger: ReplayTrigger(rawValue: trigger) ?? .step, now: now,
@@ -50,22 +52,39 @@ extension Shard {
 
     /// Replays one workflow: resumes its kept execution when the cache has the one for the current
     /// generation, else replays the body over the whole journal. Returns whether it scheduled new steps.
+    /// - Parameter recorded: results the caller recorded in this transaction with `round` already set
+    ///   to this replay's generation (see `record`); nil when the journal has to be asked.
     func replay(_ db: Database, workflowId: String, trigger: ReplayTrigger, now: Int64, effects: inout Effects,
-                staged: inout StagedExecutions, queuedRowTaken: Bool = false) throws -> Bool {
+                staged: inout StagedExecutions, queuedRowTaken: Bool = false, recorded: [JournalEntry]? = nil) throws -> Bool {
         // The row goes in the same transaction that commits this replay's effects (I1).
-        if !queuedRowTaken { try db.run("DELETE FROM replay_queue WHERE workflowId = ?", [workflowId]) }
-        let cached = executions.take(workflowId)
-        if let cached { staged.touched.append(cached.execution) }
-        // Loading the workflow and starting its next generation is one statement.
-        guard let row = try db.row("""
-            UPDATE workflows SET generation = generation + 1 WHERE id = ? AND status = 'running'
-            RETURNING id, name, args, createdAt, startedAt, status, generation
-            """, [workflowId]) else {
-            cached?.execution.terminate()
-            return false
+        var otherTrigger = queuedRowTaken
+        // A clear hint means the queue is empty: every insert sets it inside its own transaction, and
+        // the work loop clears it only before a transaction that takes the queued rows.
+        if !queuedRowTaken && replayHint.load(ordering: .acquiring) {
+            try db.run("DELETE FROM replay_queue WHERE workflowId = ?", [workflowId])
+            otherTrigger = db.changesCount > 0
         }
-        let workflow = WorkflowRow(id: row[0], name: row[1], args: row[2], createdAt: row[3],
-                                   startedAt: row[4], status: row[5], generation: row[6])
+        var cached = executions.take(workflowId)
+        if let cached { staged.touched.append(cached.execution) }
+        let workflow: WorkflowRow
+        if let entry = cached {
+            // Still running at the generation the body last ran at? (One statement instead of a load.)
+            try db.run("UPDATE workflows SET generation = ? WHERE id = ? AND status = 'running' AND generation = ?",
+                       [entry.generation + 1, workflowId, entry.generation])
+            if db.changesCount == 1 {
+                workflow = WorkflowRow(id: workflowId, name: entry.workflow.name, args: entry.workflow.args,
+                                       createdAt: entry.workflow.createdAt, startedAt: entry.workflow.startedAt,
+                                       status: "running", generation: entry.generation + 1)
+            } else {
+                entry.execution.terminate()
+                cached = nil
+                guard let loaded = try startGeneration(db, workflowId) else { return false }
+                workflow = loaded
+            }
+        } else {
+            guard let loaded = try startGeneration(db, workflowId) else { return false }
+            workflow = loaded
+        }
         let generation = workflow.generation
         guard let definition = registry.workflows[workflow.name] else {
             cached?.execution.terminate()
@@ -79,19 +98,27 @@ extension Shard {
         let execution: WorkflowExecution
         let outcome: ReplayOutcome
         var consumed: [ReplayEvent.Consumed] = []
-        if let cached, cached.generation == generation - 1 {
+        if let cached {
             // The body has seen every round before this one: deliver only the results that arrived since.
             executions.count(hit: true)
-            let entries = try db.rows("""
-                UPDATE journal SET round = ? WHERE workflowId = ? AND round IS NULL AND status <> 'pending'
-                RETURNING seq, kind, name, status, output, error, attempts, round, completedAt
-                """, [generation, workflowId]).map(Self.journalEntry).sorted { $0.seq < $1.seq }
+            let entries: [JournalEntry]
+            if let recorded, !otherTrigger {
+                // Without a replay row nothing else resolved an entry since (every other writer of a
+                // result queues one): the new results are exactly those just recorded.
+                entries = recorded.sorted { $0.seq < $1.seq }
+            } else {
+                try db.run("UPDATE journal SET round = ? WHERE workflowId = ? AND round IS NULL AND status <> 'pending'",
+                           [generation, workflowId])
+                entries = try db.rows("""
+                    SELECT seq, kind, name, status, output, error, attempts, round, completedAt
+                    FROM journal WHERE workflowId = ? AND round = ? ORDER BY seq
+                    """, [workflowId, generation]).map(Self.journalEntry)
+            }
             consumed = entries.map { .init(stepId: $0.seq, name: $0.name, status: $0.status.rawValue, attempts: $0.attempts) }
             execution = cached.execution
             outcome = execution.resume(with: entries)
         } else {
             executions.count(hit: false)
-            cached?.execution.terminate()
             // Results that arrived since the last replay are delivered in this generation's round.
             try db.run("UPDATE journal SET round = ? WHERE workflowId = ? AND round IS NULL AND status <> 'pending'",
                        [generation, workflowId])
@@ -141,9 +168,17 @@ extension Shard {
             }
             try appendReplayEvent(db, workflow: workflow, generation: generation, trigger: trigger, consumed: consumed,
                                   scheduled: scheduled, outcome: .waiting, now: now, effects: &effects)
-            staged.kept.append((workflowId, ExecutionCache.Entry(execution: execution, generation: generation)))
+            staged.kept.append((workflowId, ExecutionCache.Entry(execution: execution, workflow: workflow, generation: generation)))
             return !scheduled.isEmpty
         }
+    }
+
+    /// Loads a running workflow and starts its next generation; nil when it is not running.
+    private func startGeneration(_ db: Database, _ workflowId: String) throws -> WorkflowRow? {
+        guard let loaded = try loadWorkflow(db, workflowId), loaded.status == "running" else { return nil }
+        try db.run("UPDATE workflows SET generation = ? WHERE id = ?", [loaded.generation + 1, workflowId])
+        return WorkflowRow(id: loaded.id, name: loaded.name, args: loaded.args, createdAt: loaded.createdAt,
+                           startedAt: loaded.startedAt, status: loaded.status, generation: loaded.generation + 1)
     }
 
     private static func journalEntry(_ row: Row) -> JournalEntry {

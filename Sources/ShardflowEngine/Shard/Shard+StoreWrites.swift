@@ -15,13 +15,23 @@ extension Shard {
     func enqueueReplay(_ db: Database, workflowId: String, trigger: ReplayTrigger, now: Int64, effects: inout Effects) throws -> Bool {
         try db.run("INSERT OR IGNORE INTO replay_queue (workflowId, trigger, enqueuedAt) VALUES (?, ?, ?)",
                    [workflowId, trigger.rawValue, now])
+        // Set before the commit, not after: a later transaction that finds the hint clear may rely on
+        // the queue being empty (see `replay`). A rollback only leaves a spurious hint.
+        replayHint.store(true, ordering: .releasing)
         effects.replay = true
         return db.changesCount > 0
     }
 
     /// Takes the next value of a shard-wide sequence (for stable outbound event ids).
     func nextSequence(_ db: Database, column: String) throws -> Int64 {
-        try db.int("UPDATE shard_meta SET \(column) = \(column) + 1 WHERE id = 1 RETURNING \(column)") ?? 0
+        // Taken in memory and written once when the transaction ends (see `Shard.write`).
+        let current = sequences.withLock { $0.values[column] }
+        let base = try current ?? (db.int("SELECT \(column) FROM shard_meta WHERE id = 1") ?? 0)
+        return sequences.withLock { state in
+            state.values[column] = base + 1
+            state.dirty.insert(column)
+            return base + 1
+        }
     }
 
     func eventId(prefix: String, sequence: Int64) -> String {

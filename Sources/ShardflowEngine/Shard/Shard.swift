@@ -25,11 +25,18 @@ public final class Shard: Sendable {
     let timerSignal = AsyncSignal()
     let outboxSignal = AsyncSignal()
     let drainedSignal = AsyncSignal()
+    /// Whether the replay queue / ready tasks may hold something, so the work loop skips empty
+    /// transactions. Set after every commit that adds some (see `signal`), cleared by the loop just
+    /// before the transaction that takes them: a row committed later sets it again.
+    let replayHint = Atomic<Bool>(true)
+    let claimHint = Atomic<Bool>(true)
+    let sequences = Mutex(SequenceState())
 
     /// A step result waiting to be recorded.
     struct StepOutcome: Sendable {
         let workflowId: String
         let stepId: Int
+        let name: String
         let attempt: Int
         let result: Result<String, StepError>
         let finishedAt: ContinuousClock.Instant
@@ -50,7 +57,8 @@ public final class Shard: Sendable {
         var closed = false
         /// The epoch the live executor claims at; nil when no executor runs.
         var executorEpoch: Int64?
-        var inFlight: [TaskKey: Task<Void, Never>] = [:]
+        /// Running steps; the handle is nil between taking the slot and starting the task.
+        var inFlight: [TaskKey: Task<Void, Never>?] = [:]
         var results: [StepOutcome] = []
         var loops: [Task<Void, Never>] = []
         var latencySink: LatencyRecorder?
@@ -167,7 +175,7 @@ public final class Shard: Sendable {
             }
         }
         let (loops, unfinished) = runtime.withLock { state in
-            (state.loops, Array(state.inFlight.values))
+            (state.loops, state.inFlight.values.compactMap { $0 })
         }
         for loop in loops { loop.cancel() }
         for loop in loops { await loop.value }
@@ -208,12 +216,44 @@ public final class Shard: Sendable {
     /// A write transaction, refused once the shard is closed.
     func write<T>(_ body: (Database) throws -> T) throws -> T {
         guard !runtime.withLock({ $0.closed }) else { throw ShardError.closed(shard: shard) }
-        return try database.write(body)
+        do {
+            return try database.write { db in
+                let value = try body(db)
+                try flushSequences(db)
+                return value
+            }
+        } catch {
+            // Rolled back: sequence values taken in memory are void; reload them from the store.
+            sequences.withLock { $0 = SequenceState() }
+            throw error
+        }
     }
 
+    /// Shard-wide sequences (event ids) as taken by the running transaction, written to `shard_meta`
+    /// once when it ends instead of once per value. Used only inside `write`, which the store's
+    /// queue serializes.
+    struct SequenceState {
+        var values: [String: Int64] = [:]
+        var dirty: Set<String> = []
+    }
+
+    private func flushSequences(_ db: Database) throws {
+        let dirty: [(String, Int64)] = sequences.withLock { state in
+            defer { state.dirty.removeAll() }
+            return state.dirty.map { ($0, state.values[$0] ?? 0) }
+        }
+        for (column, value) in dirty {
+            try db.run("UPDATE shard_meta SET \(column) = ? WHERE id = 1", [value])
+        }
+    }
+
+    /// A read on the owner's connection. Not `DatabaseQueue.read`: it toggles `PRAGMA query_only`,
+    /// and every flag pragma expires all prepared statements, so each read would make every cached
+    /// statement recompile at its next use. The queue serializes this with all writes, so the
+    /// closure still sees one consistent state.
     func read<T>(_ body: (Database) throws -> T) throws -> T {
         guard !runtime.withLock({ $0.closed }) else { throw ShardError.closed(shard: shard) }
-        return try database.read(body)
+        return try database.unsafeRead(body)
     }
 
     // MARK: - offsets, outbox, stats
@@ -227,9 +267,10 @@ public final class Shard: Sendable {
     public func pendingOutbox(limit: Int = 1000) throws -> [OutboxRecord] {
         try read { db in
             try db.rows("SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT ?", [limit]).compactMap { row in
-                guard let topic = OutboxTopic(rawValue: row["topic"]) else { return nil }
-                let value: Data = row["value"]
-                return OutboxRecord(id: row["id"], topic: topic, key: row["key"], value: Array(value))
+                // Columns by position: name lookups are case-insensitive searches.
+                guard let topic = OutboxTopic(rawValue: row[1]) else { return nil }
+                let value: Data = row[3]
+                return OutboxRecord(id: row[0], topic: topic, key: row[2], value: Array(value))
             }
         }
     }
@@ -237,11 +278,21 @@ public final class Shard: Sendable {
     /// Deletes delivered outbox rows.
     public func acknowledgeOutbox(ids: [Int64]) throws {
         guard !ids.isEmpty else { return }
+        // Acknowledged ids usually come as runs of consecutive ids (a publisher takes them in order):
+        // one cached range delete per run. (An `IN (...)` list of varying length would be compiled
+        // anew each time.)
+        let sorted = ids.sorted()
+        var runs: [(Int64, Int64)] = []
+        for id in sorted {
+            if let last = runs.last, id <= last.1 + 1 {
+                runs[runs.count - 1].1 = max(last.1, id)
+            } else {
+                runs.append((id, id))
+            }
+        }
         try write { db in
-            for chunk in stride(from: 0, to: ids.count, by: 500) {
-                let part = Array(ids[chunk..<min(chunk + 500, ids.count)])
-                let marks = Array(repeating: "?", count: part.count).joined(separator: ",")
-                try db.execute(sql: "DELETE FROM outbox WHERE id IN (\(marks))", arguments: StatementArguments(part))
+            for (first, last) in runs {
+                try db.run("DELETE FROM outbox WHERE id BETWEEN ? AND ?", [first, last])
             }
         }
         workSignal.notify()
@@ -281,6 +332,8 @@ public final class Shard: Sendable {
 
     /// Wakes the loops that a committed change concerns.
     func signal(_ effects: Effects) {
+        if effects.replay { replayHint.store(true, ordering: .releasing) }
+        if effects.tasks { claimHint.store(true, ordering: .releasing) }
         if effects.replay || effects.tasks { workSignal.notify() }
         if effects.timers { timerSignal.notify() }
         if effects.outbox { outboxSignal.notify() }

@@ -16,11 +16,14 @@ public struct ShardConfiguration: Sendable {
     public var recordBatchSize: Int = 256
     /// How many waiting workflow bodies the shard keeps alive between steps (0: replay every time).
     /// A kept body is resumed with its next results instead of being replayed from the journal.
-    public var executionCacheCapacity: Int = 2_000
+    /// Sized to hold every workflow in flight: the FIFO queue moves workflows in lockstep, so an LRU
+    /// smaller than that evicts each body just before it is needed. The process-wide bound
+    /// (`ExecutionCache.processLimit`) is what caps memory.
+    public var executionCacheCapacity: Int = 20_000
 
     public init(maxConcurrency: Int = 50, claimLimit: Int = 50, outboxHighWater: Int = 20_000,
                 maxMessageBytes: Int = 1 << 20, defaultRetry: RetryPolicy = .standard,
-                replayBatchSize: Int = 64, recordBatchSize: Int = 256, executionCacheCapacity: Int = 2_000) {
+                replayBatchSize: Int = 64, recordBatchSize: Int = 256, executionCacheCapacity: Int = 20_000) {
         self.maxConcurrency = max(1, maxConcurrency)
         self.claimLimit = max(1, claimLimit)
         self.outboxHighWater = max(1, outboxHighWater)

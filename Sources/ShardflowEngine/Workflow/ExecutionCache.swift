@@ -10,6 +10,8 @@ import Synchronization
 final class ExecutionCache: Sendable {
     struct Entry: Sendable {
         let execution: WorkflowExecution
+        /// The workflow's row as of that generation (its name, args and times never change).
+        let workflow: Shard.WorkflowRow
         /// The generation whose results the body has seen.
         let generation: Int
     }
@@ -20,8 +22,9 @@ final class ExecutionCache: Sendable {
         var evictions = 0
     }
 
-    /// Kept executions across every shard of the process.
-    static let processLimit = 100_000
+    /// Kept executions across every shard of the process. A small kept body costs about 3.3 KB, so
+    /// this bounds the cache near 170 MB however many shards and workflows a worker has.
+    static let processLimit = 50_000
     private static let processCount = Atomic<Int>(0)
 
     private struct State {

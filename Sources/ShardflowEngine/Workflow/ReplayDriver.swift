@@ -42,7 +42,8 @@ final class WorkflowExecution: Sendable {
         }
     }
 
-    private var isFinished: Bool { outcome.value.withLock { $0 != nil } }
+    /// The body returned or threw (after `terminate()`, it has unwound).
+    var isFinished: Bool { outcome.value.withLock { $0 != nil } }
 
     /// A fresh replay: the first pass, then each round of journaled results in order.
     /// - Parameter rounds: the journal entries to deliver after the first pass, one array per round.
