@@ -12,6 +12,9 @@ struct OutboxPublisher: Sendable {
     let topics: ShardflowTopics
     let logger: Logger
     var batchSize = 2_000
+    /// After the outbox runs dry, rows are let accumulate this long before the next read: fewer, larger
+    /// batches (one read, one produce batch and one delete transaction each) for a few milliseconds of latency.
+    var linger: Duration = .milliseconds(10)
 
     /// Runs until cancelled.
     func run() async {
@@ -20,7 +23,10 @@ struct OutboxPublisher: Sendable {
             do {
                 let published = try await publishOnce()
                 pause = .milliseconds(100)
-                if published == 0 { await shard.waitForOutbox() }
+                if published < batchSize {
+                    if published == 0 { await shard.waitForOutbox() }
+                    try? await Task.sleep(for: linger)
+                }
             } catch is CancellationError {
                 return
             } catch {
