@@ -22,7 +22,8 @@ struct LoggingTests {
         logger.debug("below the level")
         let lines = sink.lines.withLock { $0 }
         #expect(lines.count == 1)
-        let object = try #require(try JSONSerialization.jsonObject(with: try #require(lines.first)) as? [String: Any])
+        let first = try #require(lines.first)
+        let object = try #require(try JSONSerialization.jsonObject(with: first) as? [String: Any])
         #expect(object["level"] as? String == "info")
         #expect(object["logger"] as? String == "shardflow.test")
         #expect(object["msg"] as? String == "opened")
@@ -30,7 +31,7 @@ struct LoggingTests {
         #expect(object["workflowId"] as? String == "order-42")
         #expect(object["sasl.password"] as? String == "<redacted>")
         #expect(object["x-api-key"] as? String == "<redacted>")
-        let text = String(decoding: try #require(lines.first), as: UTF8.self)
+        let text = String(decoding: first, as: UTF8.self)
         #expect(!text.contains("hunter2") && !text.contains("sk-ant-123"))
     }
 }
