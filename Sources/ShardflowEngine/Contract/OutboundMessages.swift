@@ -22,8 +22,11 @@ public enum CompletionStatus: String, Sendable, Codable {
     case succeeded, failed, canceled
 }
 
+// Outbound messages are decoded with Codable (clients, tests) and encoded only by `contractJSON()`
+// (ContractWriter.swift), which writes the contract's field order and its explicit nulls.
+
 /// `shardflow.completions` (key = workflowId).
-public struct CompletionEvent: Sendable, Equatable, Codable {
+public struct CompletionEvent: Sendable, Equatable, Decodable {
     public var eventId: String
     public var workflowId: String
     public var workflow: String
@@ -48,20 +51,6 @@ public struct CompletionEvent: Sendable, Equatable, Codable {
         self.completedAt = completedAt
         self.steps = steps
     }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(eventId, forKey: .eventId)
-        try container.encode(workflowId, forKey: .workflowId)
-        try container.encode(workflow, forKey: .workflow)
-        try container.encode(shard, forKey: .shard)
-        try container.encode(status, forKey: .status)
-        try container.encode(result ?? .null, forKey: .result)
-        try container.encode(error, forKey: .error)
-        try container.encode(createdAt, forKey: .createdAt)
-        try container.encode(completedAt, forKey: .completedAt)
-        try container.encode(steps, forKey: .steps)
-    }
 }
 
 /// What triggered a replay.
@@ -70,7 +59,7 @@ public enum ReplayTrigger: String, Sendable, Codable {
 }
 
 /// `shardflow.replays` (key = workflowId).
-public struct ReplayEvent: Sendable, Equatable, Codable {
+public struct ReplayEvent: Sendable, Equatable, Decodable {
     public struct Consumed: Sendable, Equatable, Codable {
         public var stepId: Int
         public var name: String
@@ -134,7 +123,7 @@ public struct AffectedCounts: Sendable, Equatable, Codable {
 }
 
 /// `shardflow.control-results` (key = commandId).
-public struct ControlResult: Sendable, Equatable, Codable {
+public struct ControlResult: Sendable, Equatable, Decodable {
     public enum Status: String, Sendable, Codable { case applied, rejected }
 
     public var commandId: String
@@ -160,23 +149,10 @@ public struct ControlResult: Sendable, Equatable, Codable {
         self.error = error
         self.at = at
     }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(commandId, forKey: .commandId)
-        try container.encode(type, forKey: .type)
-        try container.encode(shard, forKey: .shard)
-        try container.encode(status, forKey: .status)
-        try container.encode(epoch, forKey: .epoch)
-        try container.encode(affected, forKey: .affected)
-        try container.encode(stuckWorkflows, forKey: .stuckWorkflows)
-        try container.encode(error, forKey: .error)
-        try container.encode(at, forKey: .at)
-    }
 }
 
 /// `shardflow.dead-letters` (key = the original key).
-public struct DeadLetter: Sendable, Equatable, Codable {
+public struct DeadLetter: Sendable, Equatable, Decodable {
     public enum ValueEncoding: String, Sendable, Codable { case utf8, base64 }
 
     public var sourceTopic: String
@@ -215,18 +191,6 @@ public struct DeadLetter: Sendable, Equatable, Codable {
         self.init(sourceTopic: sourceTopic, partition: partition, offset: offset,
                   key: key.map { String(decoding: $0, as: UTF8.self) }, value: text,
                   valueEncoding: encoding, error: error, at: at)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(sourceTopic, forKey: .sourceTopic)
-        try container.encode(partition, forKey: .partition)
-        try container.encode(offset, forKey: .offset)
-        try container.encode(key, forKey: .key)
-        try container.encode(value, forKey: .value)
-        try container.encode(valueEncoding, forKey: .valueEncoding)
-        try container.encode(error, forKey: .error)
-        try container.encode(at, forKey: .at)
     }
 }
 
