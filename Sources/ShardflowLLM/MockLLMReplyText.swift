@@ -17,11 +17,19 @@ enum MockLLMReplyText {
         var stopReason: String
     }
 
+    /// Works on UTF-8 bytes throughout: the mock answers thousands of requests a second, and
+    /// Character-based counting and splitting of long prompts cost more than the rest of a request.
     static func reply(to request: LLMRequest) -> Reply {
-        let promptText = ([request.system ?? "", request.model] + request.messages.map(\.content)).joined(separator: "\u{1F}")
-        var hash = fnv1a(promptText)
-        // Roughly 4 characters per token, plus a few tokens of framing per message (as the real API counts).
-        let characters = (request.system?.count ?? 0) + request.messages.reduce(0) { $0 + $1.content.count }
+        // The hash of the prompt parts joined by U+001F, without building the joined string.
+        var hash = fnv1aOffset
+        var first = true
+        for part in [request.system ?? "", request.model] + request.messages.map(\.content) {
+            if !first { hash = fnv1aStep(hash, 0x1F) }
+            first = false
+            for byte in part.utf8 { hash = fnv1aStep(hash, byte) }
+        }
+        // Roughly 4 bytes per token, plus a few tokens of framing per message (as the real API counts).
+        let characters = (request.system?.utf8.count ?? 0) + request.messages.reduce(0) { $0 + $1.content.utf8.count }
         let inputTokens = max(1, (characters + 3) / 4 + 3 * request.messages.count)
 
         var wordCount = 12 + Int(hash % 49)
@@ -32,25 +40,42 @@ enum MockLLMReplyText {
             stopReason = "max_tokens"
         }
         let lastUser = request.messages.last(where: { $0.role == "user" })?.content ?? ""
-        let echo = lastUser.split(whereSeparator: \.isWhitespace).prefix(6).joined(separator: " ")
-        var words: [String] = []
-        words.reserveCapacity(wordCount)
-        for _ in 0..<wordCount {
+        var text = ""
+        text.reserveCapacity(wordCount * 8 + 64)
+        let echo = leadingWords(of: lastUser, count: 6)
+        if !echo.isEmpty { text += "Re: " + echo + " | " }
+        for index in 0..<wordCount {
             hash = hash &* 0x100_0000_01B3 ^ (hash >> 29)
-            words.append(vocabulary[Int(hash % UInt64(vocabulary.count))])
+            if index > 0 { text += " " }
+            text += vocabulary[Int(hash % UInt64(vocabulary.count))]
         }
-        let body = words.joined(separator: " ")
-        let text = echo.isEmpty ? body : "Re: \(echo) | \(body)"
         let outputTokens = stopReason == "max_tokens" ? request.maxTokens : max(1, (wordCount * 4 + 2) / 3)
         return Reply(text: text, inputTokens: inputTokens, outputTokens: outputTokens, stopReason: stopReason)
     }
 
-    static func fnv1a(_ text: String) -> UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01B3
+    /// The first `count` words of `text` (split at ASCII whitespace), joined by single spaces; reads
+    /// only as far as it needs.
+    static func leadingWords(of text: String, count: Int) -> String {
+        var words: [Substring.UTF8View] = []
+        let bytes = text.utf8
+        var index = bytes.startIndex
+        while words.count < count {
+            while index < bytes.endIndex, isWhitespace(bytes[index]) { index = bytes.index(after: index) }
+            guard index < bytes.endIndex else { break }
+            let start = index
+            while index < bytes.endIndex, !isWhitespace(bytes[index]) { index = bytes.index(after: index) }
+            words.append(text[start..<index].utf8)
         }
-        return hash
+        return words.map { String(Substring($0)) }.joined(separator: " ")
+    }
+
+    private static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x0A || byte == 0x09 || byte == 0x0D || byte == 0x0B || byte == 0x0C
+    }
+
+    private static let fnv1aOffset: UInt64 = 0xCBF2_9CE4_8422_2325
+
+    private static func fnv1aStep(_ hash: UInt64, _ byte: UInt8) -> UInt64 {
+        (hash ^ UInt64(byte)) &* 0x100_0000_01B3
     }
 }

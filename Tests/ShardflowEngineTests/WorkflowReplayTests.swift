@@ -152,6 +152,46 @@ import Testing
         let completion = try #require(reader.completions["evo"]?.first)
         #expect(completion.status == .failed)
         #expect(completion.error?.message.contains("determinism violation") == true)
+        #expect(completion.steps == 0)
+        #expect(try second.audit().isHealthy)
+        await second.close()
+    }
+
+    @Test func aWorkflowFailingWithAnOpenTimerLeavesNothingBehind() async throws {
+        // The new code never re-issues the pending long sleep, so completion must find and remove its timer.
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let clock = ManualEngineClock()
+        var before = testRegistry()
+        before.registerWorkflow("sleeper", args: Int.self, result: Int.self) { ctx, value in
+            async let long: Void = ctx.sleep(for: .seconds(3600))
+            async let short: Void = ctx.sleep(for: .seconds(10))
+            try await short
+            try await long
+            return value
+        }
+        var after = testRegistry()
+        after.registerWorkflow("sleeper", args: Int.self, result: Int.self) { ctx, value in
+            try await ctx.run("noop", value, as: Int.self)
+        }
+        var factory = MessageFactory()
+        let first = try await Shard.open(directory: directory.path, shard: 0, registry: before, clock: clock)
+        first.start()
+        _ = try await first.ingest([factory.start("sleepy", "sleeper", .int(1))])
+        try await eventually { try first.stats().timers == 2 }
+        await first.close()
+
+        let second = try await Shard.open(directory: directory.path, shard: 0, registry: after, clock: clock)
+        second.start()
+        let reader = OutboxReader(second)
+        clock.advance(by: .seconds(10))
+        try await reader.waitForCompletions(1)
+        let completion = try #require(reader.completions["sleepy"]?.first)
+        #expect(completion.status == .failed)
+        #expect(completion.error?.message.contains("determinism violation") == true)
+        #expect(completion.steps == 0)
+        #expect(try second.stats().timers == 0)
+        #expect(try second.audit().isHealthy)
         await second.close()
     }
 }

@@ -84,22 +84,21 @@ extension Shard {
         // planner on the FIFO index (walked in order, stopping at the limit) instead of the
         // ready-time index plus a sort of every ready task.
         let now = clock.nowMilliseconds()
-        let rows = try db.rows("""
+        let claimed = try db.rows("""
             SELECT workflowId, stepId, name, input, attempt FROM tasks
             WHERE state = 'queued' AND +readyAt <= ?
             ORDER BY createdAt, workflowId, stepId LIMIT ?
-            """, [now, plan.limit])
-        guard !rows.isEmpty else { return ([], false) }
+            """, now, plan.limit) { row in
+            ClaimedTask(workflowId: row[0], stepId: row[1], name: row[2], input: row[3], attempt: (row[4] as Int) + 1)
+        }
+        guard !claimed.isEmpty else { return ([], false) }
         try db.run("""
             UPDATE tasks SET state = 'running', attempt = attempt + 1, claimedEpoch = ?
             WHERE (workflowId, stepId) IN (
                 SELECT workflowId, stepId FROM tasks
                 WHERE state = 'queued' AND +readyAt <= ?
                 ORDER BY createdAt, workflowId, stepId LIMIT ?)
-            """, [plan.epoch, now, plan.limit])
-        let claimed = rows.map { row in
-            ClaimedTask(workflowId: row[0], stepId: row[1], name: row[2], input: row[3], attempt: (row[4] as Int) + 1)
-        }
+            """, plan.epoch, now, plan.limit)
         return (claimed, false)
     }
 
@@ -246,35 +245,33 @@ extension Shard {
             // A task deleted meanwhile (cancel, operator, a finished workflow) or already re-queued:
             // the result is not used.
             try db.run("DELETE FROM tasks WHERE workflowId = ? AND stepId = ? AND state = 'running' AND attempt = ?",
-                       [outcome.workflowId, outcome.stepId, outcome.attempt])
+                       outcome.workflowId, outcome.stepId, outcome.attempt)
             guard db.changesCount > 0 else { return nil }
             metrics.stepsSucceeded.increment()
             try db.run("""
                 UPDATE journal SET status = 'succeeded', output = ?, attempts = ?, completedAt = ?, round = \(roundSQL)
                 WHERE workflowId = ? AND seq = ?
-                """, [output, outcome.attempt, now, replayInline ? outcome.workflowId : nil, outcome.workflowId, outcome.stepId])
+                """, output, outcome.attempt, now, replayInline ? outcome.workflowId : nil, outcome.workflowId, outcome.stepId)
             entry = JournalEntry(seq: outcome.stepId, kind: .step, name: outcome.name, status: .succeeded, output: output,
                                  error: nil, attempts: outcome.attempt, round: nil, completedAt: now)
         case .failure(let error):
-            guard let task = try db.row("""
+            guard let (attempt, policy) = try db.row("""
                 SELECT t.attempt, t.maxAttempts, t.initialBackoffMs, t.multiplier, t.maxBackoffMs, t.jitter
                 FROM tasks t JOIN workflows w ON w.id = t.workflowId
                 WHERE t.workflowId = ? AND t.stepId = ? AND t.state = 'running' AND w.status = 'running'
-                """, [outcome.workflowId, outcome.stepId]),
-                (task[0] as Int) == outcome.attempt
+                """, outcome.workflowId, outcome.stepId, as: { task in
+                    (task[0] as Int, RetryPolicy(maxAttempts: task[1], initialBackoff: .milliseconds(task[2] as Int64),
+                                                 multiplier: task[3], maxBackoff: .milliseconds(task[4] as Int64), jitter: task[5]))
+                }),
+                attempt == outcome.attempt
             else { return nil }
-            let maxAttempts: Int = task[1]
-            if outcome.attempt < maxAttempts {
-                let policy = RetryPolicy(
-                    maxAttempts: maxAttempts, initialBackoff: .milliseconds(task[2] as Int64),
-                    multiplier: task[3], maxBackoff: .milliseconds(task[4] as Int64),
-                    jitter: task[5])
+            if outcome.attempt < policy.maxAttempts {
                 let delay = policy.backoffMilliseconds(afterAttempt: outcome.attempt, unitRandom: Double.random(in: 0..<1))
                 try db.run("""
                     UPDATE tasks SET state = 'queued', claimedEpoch = NULL, readyAt = ? WHERE workflowId = ? AND stepId = ?
-                    """, [now + delay, outcome.workflowId, outcome.stepId])
+                    """, now + delay, outcome.workflowId, outcome.stepId)
                 try db.run("UPDATE journal SET error = ?, attempts = ? WHERE workflowId = ? AND seq = ?",
-                           [error.message, outcome.attempt, outcome.workflowId, outcome.stepId])
+                           error.message, outcome.attempt, outcome.workflowId, outcome.stepId)
                 metrics.stepRetries.increment()
                 effects.timers = true
                 effects.tasks = true
@@ -284,9 +281,9 @@ extension Shard {
             try db.run("""
                 UPDATE journal SET status = 'failed', error = ?, attempts = ?, completedAt = ?, round = \(roundSQL)
                 WHERE workflowId = ? AND seq = ?
-                """, [error.message, outcome.attempt, now, replayInline ? outcome.workflowId : nil,
-                      outcome.workflowId, outcome.stepId])
-            try db.run("DELETE FROM tasks WHERE workflowId = ? AND stepId = ?", [outcome.workflowId, outcome.stepId])
+                """, error.message, outcome.attempt, now, replayInline ? outcome.workflowId : nil,
+                      outcome.workflowId, outcome.stepId)
+            try db.run("DELETE FROM tasks WHERE workflowId = ? AND stepId = ?", outcome.workflowId, outcome.stepId)
             entry = JournalEntry(seq: outcome.stepId, kind: .step, name: outcome.name, status: .failed, output: nil,
                                  error: error.message, attempts: outcome.attempt, round: nil, completedAt: now)
         }

@@ -30,7 +30,7 @@ extension Shard {
                 next[message.stream] = message.offset + 1
             }
             for (stream, offset) in next {
-                try db.run("INSERT OR REPLACE INTO consumed_offsets (stream, nextOffset) VALUES (?, ?)", [stream.rawValue, offset])
+                try db.run("INSERT OR REPLACE INTO consumed_offsets (stream, nextOffset) VALUES (?, ?)", stream.rawValue, offset)
             }
         }
         afterOperation(effects)
@@ -75,7 +75,7 @@ extension Shard {
             try db.run("""
                 INSERT OR IGNORE INTO workflows (id, name, args, createdAt, startedAt, status)
                 VALUES (?, ?, ?, ?, ?, 'running')
-                """, [start.workflowId, start.workflow, args, start.createdAt ?? message.timestamp, now])
+                """, start.workflowId, start.workflow, args, start.createdAt ?? message.timestamp, now)
             if db.changesCount > 0 {
                 try enqueueReplay(db, workflowId: start.workflowId, trigger: .start, now: now, effects: &effects)
                 summary.started += 1
@@ -109,9 +109,8 @@ extension Shard {
         }
         summary.controlResults += 1
         // A repeated commandId is answered again with the stored result, and applies nothing.
-        if let stored = try Data.fetchOne(db.cachedStatement(sql: "SELECT result FROM control_commands WHERE commandId = ?"),
-                                          arguments: [commandId]) {
-            try appendOutbox(db, topic: .controlResults, key: commandId, value: Array(stored), effects: &effects)
+        if let stored = try db.row("SELECT result FROM control_commands WHERE commandId = ?", commandId, as: { $0[0] as [UInt8] }) {
+            try appendOutbox(db, topic: .controlResults, key: commandId, value: stored, effects: &effects)
             return
         }
         let typeText = fields["type"]?.stringValue
@@ -145,7 +144,7 @@ extension Shard {
             epoch: answered.epoch, affected: answered.affected, stuckWorkflows: answered.stuckWorkflows,
             error: rejection, at: now)
         let bytes = try controlResult.contractJSON()
-        try db.run("INSERT INTO control_commands (commandId, result, appliedAt) VALUES (?, ?, ?)", [commandId, Data(bytes), now])
+        try db.run("INSERT INTO control_commands (commandId, result, appliedAt) VALUES (?, ?, ?)", commandId, bytes, now)
         try appendOutbox(db, topic: .controlResults, key: commandId, value: bytes, effects: &effects)
     }
 }

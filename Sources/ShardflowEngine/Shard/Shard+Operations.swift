@@ -64,23 +64,23 @@ extension Shard {
     }
 
     func failPendingTasks(_ db: Database, reason: String, now: Int64, effects: inout Effects) throws -> OperationResult {
-        let rows = try db.rows("SELECT workflowId, stepId FROM tasks WHERE state = 'queued' ORDER BY createdAt, workflowId, stepId")
+        let queued = try db.rows("SELECT workflowId, stepId FROM tasks WHERE state = 'queued' ORDER BY createdAt, workflowId, stepId") {
+            row in (workflowId: row[0] as String, stepId: row[1] as Int)
+        }
         var workflows = Set<String>()
         var replayEntries = 0
         let message = "failed by operator: \(reason)"
-        for row in rows {
-            let workflowId: String = row["workflowId"]
-            let stepId: Int = row["stepId"]
+        for (workflowId, stepId) in queued {
             try db.run("""
                 UPDATE journal SET status = 'failed', error = ?, completedAt = ? WHERE workflowId = ? AND seq = ?
-                """, [message, now, workflowId, stepId])
-            try db.run("DELETE FROM tasks WHERE workflowId = ? AND stepId = ?", [workflowId, stepId])
+                """, message, now, workflowId, stepId)
+            try db.run("DELETE FROM tasks WHERE workflowId = ? AND stepId = ?", workflowId, stepId)
             workflows.insert(workflowId)
             if try enqueueReplay(db, workflowId: workflowId, trigger: .operator, now: now, effects: &effects) {
                 replayEntries += 1
             }
         }
-        return try result(db, AffectedCounts(tasks: rows.count, workflows: workflows.count, replayEntries: replayEntries))
+        return try result(db, AffectedCounts(tasks: queued.count, workflows: workflows.count, replayEntries: replayEntries))
     }
 
     func bumpEpoch(_ db: Database) throws -> OperationResult {
@@ -116,10 +116,10 @@ extension Shard {
         }
         // A kept body of a canceled workflow is never resumed: free it now (safe even if this rolls back).
         executions.evict(workflowId)
-        let tasks = Int(try db.int("SELECT COUNT(*) FROM tasks WHERE workflowId = ?", [workflowId]) ?? 0)
+        let tasks = Int(try db.int("SELECT COUNT(*) FROM tasks WHERE workflowId = ?", workflowId) ?? 0)
         let error = WorkflowErrorInfo(message: reason.map { "canceled: \($0)" } ?? "canceled", step: nil)
         let generation = workflow.generation + 1
-        try db.run("UPDATE workflows SET generation = ? WHERE id = ?", [generation, workflowId])
+        try db.run("UPDATE workflows SET generation = ? WHERE id = ?", generation, workflowId)
         try completeWorkflow(db, workflow: workflow, status: .canceled, result: nil, error: error, now: now, effects: &effects)
         try appendReplayEvent(db, workflow: workflow, generation: generation, trigger: .cancel, consumed: [],
                               scheduled: [], outcome: .completed, now: now, effects: &effects)
@@ -132,7 +132,7 @@ extension Shard {
             return try result(db, AffectedCounts())  // finished: nobody will ask for it
         }
         try db.run("INSERT INTO events (workflowId, name, value, receivedAt) VALUES (?, ?, ?, ?)",
-                   [workflowId, name, value.jsonString(), now])
+                   workflowId, name, value.jsonString(), now)
         let delivered = try matchEvent(db, workflowId: workflowId, name: name, now: now, effects: &effects)
         return try result(db, AffectedCounts(tasks: 0, workflows: delivered ? 1 : 0, replayEntries: delivered ? 1 : 0))
     }

@@ -18,13 +18,14 @@ extension Shard {
             // The rows go in the transaction that commits the replays (I1). (No RETURNING: this SQLite
             // recompiles a RETURNING statement at every run, which costs more than a second statement.)
             let rows = try db.rows("SELECT rowid, workflowId, trigger FROM replay_queue ORDER BY rowid LIMIT ?",
-                                   [configuration.replayBatchSize])
+                                   configuration.replayBatchSize) { row in
+                (rowid: row[0] as Int64, workflowId: row[1] as String, trigger: row[2] as String)
+            }
             guard let last = rows.last else { return 0 }
             // The batch is the rows with the smallest rowids, so one range delete takes exactly them.
-            try db.run("DELETE FROM replay_queue WHERE rowid <= ?", [last[0] as Int64])
-            let ordered = rows.map { row -> (Int64, String, String) in (row[0], row[1], row[2]) }
+            try db.run("DELETE FROM replay_queue WHERE rowid <= ?", last.rowid)
             let now = clock.nowMilliseconds()
-            for (_, workflowId, trigger) in ordered {
+            for (_, workflowId, trigger) in rows {
                 _ = try replay(db, workflowId: workflowId, trigger: ReplayTrigger(rawValue: trigger) ?? .step, now: now,
                                effects: &effects, staged: &staged, queuedRowTaken: true)
             }
@@ -61,7 +62,7 @@ extension Shard {
         // A clear hint means the queue is empty: every insert sets it inside its own transaction, and
         // the work loop clears it only before a transaction that takes the queued rows.
         if !queuedRowTaken && replayHint.load(ordering: .acquiring) {
-            try db.run("DELETE FROM replay_queue WHERE workflowId = ?", [workflowId])
+            try db.run("DELETE FROM replay_queue WHERE workflowId = ?", workflowId)
             otherTrigger = db.changesCount > 0
         }
         var cached = executions.take(workflowId)
@@ -70,7 +71,7 @@ extension Shard {
         if let entry = cached {
             // Still running at the generation the body last ran at? (One statement instead of a load.)
             try db.run("UPDATE workflows SET generation = ? WHERE id = ? AND status = 'running' AND generation = ?",
-                       [entry.generation + 1, workflowId, entry.generation])
+                       entry.generation + 1, workflowId, entry.generation)
             if db.changesCount == 1 {
                 workflow = WorkflowRow(id: workflowId, name: entry.workflow.name, args: entry.workflow.args,
                                        createdAt: entry.workflow.createdAt, startedAt: entry.workflow.startedAt,
@@ -98,6 +99,10 @@ extension Shard {
         let execution: WorkflowExecution
         let outcome: ReplayOutcome
         var consumed: [ReplayEvent.Consumed] = []
+        // A fresh replay: whether its journal has pending entries (the body may not have re-issued them
+        // all, e.g. after a determinism violation), and its steps.
+        var journalHasPending = false
+        var journalSteps: Int?
         if let cached {
             // The body has seen every round before this one: deliver only the results that arrived since.
             executions.count(hit: true)
@@ -108,11 +113,11 @@ extension Shard {
                 entries = recorded.sorted { $0.seq < $1.seq }
             } else {
                 try db.run("UPDATE journal SET round = ? WHERE workflowId = ? AND round IS NULL AND status <> 'pending'",
-                           [generation, workflowId])
+                           generation, workflowId)
                 entries = try db.rows("""
                     SELECT seq, kind, name, status, output, error, attempts, round, completedAt
                     FROM journal WHERE workflowId = ? AND round = ? ORDER BY seq
-                    """, [workflowId, generation]).map(Self.journalEntry)
+                    """, workflowId, generation, as: Self.journalEntry)
             }
             consumed = entries.map { .init(stepId: $0.seq, name: $0.name, status: $0.status.rawValue, attempts: $0.attempts) }
             execution = cached.execution
@@ -121,7 +126,7 @@ extension Shard {
             executions.count(hit: false)
             // Results that arrived since the last replay are delivered in this generation's round.
             try db.run("UPDATE journal SET round = ? WHERE workflowId = ? AND round IS NULL AND status <> 'pending'",
-                       [generation, workflowId])
+                       generation, workflowId)
             var journal: [JournalEntry] = []
             var rounds: [Int: [Int]] = [:]
             var hasPending = false
@@ -129,8 +134,7 @@ extension Shard {
                 SELECT seq, kind, name, status, output, error, attempts, round, completedAt
                 FROM journal WHERE workflowId = ? ORDER BY seq
                 """
-            for row in try db.rows(journalSQL, [workflowId]) {
-                let entry = Self.journalEntry(row)
+            for entry in try db.rows(journalSQL, workflowId, as: Self.journalEntry) {
                 journal.append(entry)
                 if let round = entry.round {
                     rounds[round, default: []].append(entry.seq)
@@ -147,16 +151,28 @@ extension Shard {
             execution = WorkflowExecution(definition: definition, context: context, args: workflow.args)
             staged.touched.append(execution)
             outcome = execution.replay(rounds: rounds.keys.sorted().map { rounds[$0] ?? [] }, hasPendingEntries: hasPending)
+            journalHasPending = hasPending
+            journalSteps = journal.reduce(0) { $0 + ($1.kind == .step ? 1 : 0) }
         }
+        // What completion must clean up: when every operation the body issued is resolved, no task,
+        // timer or event wait is left and the body knows its steps (an operation issued but left
+        // unscheduled by a finishing body is unresolved, so it takes the full clean-up). This replay
+        // has already taken the workflow's replay row, if any.
+        let issued = execution.context.issuedOperations
+        let leftovers = issued.allResolved && !journalHasPending
+            ? CompletionLeftovers(knownSteps: journalSteps ?? issued.steps, mayHaveOpenOperations: false, mayBeInReplayQueue: false)
+            : CompletionLeftovers(knownSteps: nil, mayHaveOpenOperations: true, mayBeInReplayQueue: false)
 
         switch outcome {
         case .completed(let result):
-            try completeWorkflow(db, workflow: workflow, status: .succeeded, result: result, error: nil, now: now, effects: &effects)
+            try completeWorkflow(db, workflow: workflow, status: .succeeded, result: result, error: nil, now: now,
+                                 leftovers: leftovers, effects: &effects)
             try appendReplayEvent(db, workflow: workflow, generation: generation, trigger: trigger, consumed: consumed,
                                   scheduled: [], outcome: .completed, now: now, effects: &effects)
             return false
         case .failed(let error):
-            try completeWorkflow(db, workflow: workflow, status: .failed, result: nil, error: error, now: now, effects: &effects)
+            try completeWorkflow(db, workflow: workflow, status: .failed, result: nil, error: error, now: now,
+                                 leftovers: leftovers, effects: &effects)
             try appendReplayEvent(db, workflow: workflow, generation: generation, trigger: trigger, consumed: consumed,
                                   scheduled: [], outcome: .completed, now: now, effects: &effects)
             return false
@@ -176,12 +192,12 @@ extension Shard {
     /// Loads a running workflow and starts its next generation; nil when it is not running.
     private func startGeneration(_ db: Database, _ workflowId: String) throws -> WorkflowRow? {
         guard let loaded = try loadWorkflow(db, workflowId), loaded.status == "running" else { return nil }
-        try db.run("UPDATE workflows SET generation = ? WHERE id = ?", [loaded.generation + 1, workflowId])
+        try db.run("UPDATE workflows SET generation = ? WHERE id = ?", loaded.generation + 1, workflowId)
         return WorkflowRow(id: loaded.id, name: loaded.name, args: loaded.args, createdAt: loaded.createdAt,
                            startedAt: loaded.startedAt, status: loaded.status, generation: loaded.generation + 1)
     }
 
-    private static func journalEntry(_ row: Row) -> JournalEntry {
+    private static func journalEntry(_ row: StoreRow) -> JournalEntry {
         JournalEntry(
             seq: row[0], kind: JournalEntry.Kind(rawValue: row[1]) ?? .step, name: row[2],
             status: JournalEntry.Status(rawValue: row[3]) ?? .pending, output: row[4],
@@ -192,25 +208,25 @@ extension Shard {
         switch command {
         case .step(let seq, let name, let input, let retry):
             try db.run("INSERT INTO journal (workflowId, seq, kind, name, status) VALUES (?, ?, 'step', ?, 'pending')",
-                       [workflow.id, seq, name])
+                       workflow.id, seq, name)
             try db.run("""
                 INSERT INTO tasks (workflowId, stepId, name, input, createdAt, state, attempt, readyAt, enqueuedAt,
                                    maxAttempts, initialBackoffMs, multiplier, maxBackoffMs, jitter)
                 VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?)
-                """, [workflow.id, seq, name, input, workflow.createdAt, now, now, retry.maxAttempts,
-                      retry.initialBackoff.milliseconds, retry.multiplier, retry.maxBackoff.milliseconds, retry.jitter])
+                """, workflow.id, seq, name, input, workflow.createdAt, now, now, retry.maxAttempts,
+                      retry.initialBackoff.milliseconds, retry.multiplier, retry.maxBackoff.milliseconds, retry.jitter)
             effects.tasks = true
         case .sleep(let seq, let milliseconds):
             try db.run("INSERT INTO journal (workflowId, seq, kind, name, status) VALUES (?, ?, 'sleep', 'sleep', 'pending')",
-                       [workflow.id, seq])
-            try db.run("INSERT INTO timers (workflowId, seq, fireAt) VALUES (?, ?, ?)", [workflow.id, seq, now + milliseconds])
+                       workflow.id, seq)
+            try db.run("INSERT INTO timers (workflowId, seq, fireAt) VALUES (?, ?, ?)", workflow.id, seq, now + milliseconds)
             effects.timers = true
         case .waitForEvent(let seq, let name, let timeout):
             try db.run("INSERT INTO journal (workflowId, seq, kind, name, status) VALUES (?, ?, 'event', ?, 'pending')",
-                       [workflow.id, seq, name])
-            try db.run("INSERT INTO event_waits (workflowId, seq, name) VALUES (?, ?, ?)", [workflow.id, seq, name])
+                       workflow.id, seq, name)
+            try db.run("INSERT INTO event_waits (workflowId, seq, name) VALUES (?, ?, ?)", workflow.id, seq, name)
             if let timeout {
-                try db.run("INSERT INTO timers (workflowId, seq, fireAt) VALUES (?, ?, ?)", [workflow.id, seq, now + timeout])
+                try db.run("INSERT INTO timers (workflowId, seq, fireAt) VALUES (?, ?, ?)", workflow.id, seq, now + timeout)
                 effects.timers = true
             }
             // An event that arrived before the wait is delivered now.

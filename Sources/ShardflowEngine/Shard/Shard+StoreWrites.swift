@@ -5,7 +5,7 @@ import GRDB
 /// transaction, so an effect and everything it implies commit together.
 extension Shard {
     func appendOutbox(_ db: Database, topic: OutboxTopic, key: String, value: [UInt8], effects: inout Effects) throws {
-        try db.run("INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)", [topic.rawValue, key, Data(value)])
+        try db.run("INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)", topic.rawValue, key, value)
         effects.outbox = true
     }
 
@@ -14,7 +14,7 @@ extension Shard {
     @discardableResult
     func enqueueReplay(_ db: Database, workflowId: String, trigger: ReplayTrigger, now: Int64, effects: inout Effects) throws -> Bool {
         try db.run("INSERT OR IGNORE INTO replay_queue (workflowId, trigger, enqueuedAt) VALUES (?, ?, ?)",
-                   [workflowId, trigger.rawValue, now])
+                   workflowId, trigger.rawValue, now)
         // Set before the commit, not after: a later transaction that finds the hint clear may rely on
         // the queue being empty (see `replay`). A rollback only leaves a spurious hint.
         replayHint.store(true, ordering: .releasing)
@@ -51,26 +51,46 @@ extension Shard {
     }
 
     func loadWorkflow(_ db: Database, _ id: String) throws -> WorkflowRow? {
-        guard let row = try db.row(
-            "SELECT id, name, args, createdAt, startedAt, status, generation FROM workflows WHERE id = ?", [id]) else { return nil }
-        // Columns by position: name lookups are case-insensitive searches, and this is on every replay.
-        return WorkflowRow(id: row[0], name: row[1], args: row[2], createdAt: row[3],
-                           startedAt: row[4], status: row[5], generation: row[6])
+        try db.row("SELECT id, name, args, createdAt, startedAt, status, generation FROM workflows WHERE id = ?", id) { row in
+            WorkflowRow(id: row[0], name: row[1], args: row[2], createdAt: row[3], startedAt: row[4], status: row[5],
+                        generation: row[6])
+        }
+    }
+
+    /// What a completing workflow may have left in the store, when the caller knows (see `replay`).
+    struct CompletionLeftovers {
+        /// Steps in its journal; nil: count them.
+        var knownSteps: Int?
+        /// Some operation is unresolved: a task, timer or event wait may remain.
+        var mayHaveOpenOperations: Bool
+        var mayBeInReplayQueue: Bool
     }
 
     /// Finishes a workflow: its result, its completion message, and nothing left queued for it.
+    /// - Parameter leftovers: what may remain; nil when unknown (everything is looked up and removed).
     func completeWorkflow(_ db: Database, workflow: WorkflowRow, status: CompletionStatus, result: String?,
-                          error: WorkflowErrorInfo?, now: Int64, effects: inout Effects) throws {
+                          error: WorkflowErrorInfo?, now: Int64, leftovers: CompletionLeftovers? = nil,
+                          effects: inout Effects) throws {
         try db.run("""
             UPDATE workflows SET status = ?, result = ?, errorMessage = ?, errorStep = ?, completedAt = ?
             WHERE id = ?
-            """, [status.rawValue, result, error?.message, error?.step, now, workflow.id])
-        try db.run("DELETE FROM tasks WHERE workflowId = ?", [workflow.id])
-        try db.run("DELETE FROM timers WHERE workflowId = ?", [workflow.id])
-        try db.run("DELETE FROM event_waits WHERE workflowId = ?", [workflow.id])
-        try db.run("DELETE FROM events WHERE workflowId = ?", [workflow.id])
-        try db.run("DELETE FROM replay_queue WHERE workflowId = ?", [workflow.id])
-        let steps = try db.int("SELECT COUNT(*) FROM journal WHERE workflowId = ? AND kind = 'step'", [workflow.id]) ?? 0
+            """, status.rawValue, result, error?.message, error?.step, now, workflow.id)
+        if leftovers?.mayHaveOpenOperations ?? true {
+            try db.run("DELETE FROM tasks WHERE workflowId = ?", workflow.id)
+            try db.run("DELETE FROM timers WHERE workflowId = ?", workflow.id)
+            try db.run("DELETE FROM event_waits WHERE workflowId = ?", workflow.id)
+        }
+        // Events sent to it but never waited for; nothing in memory knows of them.
+        try db.run("DELETE FROM events WHERE workflowId = ?", workflow.id)
+        if leftovers?.mayBeInReplayQueue ?? true {
+            try db.run("DELETE FROM replay_queue WHERE workflowId = ?", workflow.id)
+        }
+        let steps: Int
+        if let known = leftovers?.knownSteps {
+            steps = known
+        } else {
+            steps = Int(try db.int("SELECT COUNT(*) FROM journal WHERE workflowId = ? AND kind = 'step'", workflow.id) ?? 0)
+        }
         let sequence = try nextSequence(db, column: "completionSeq")
         let resultValue: JSONValue? = result.flatMap { try? JSONValue.parse(Array($0.utf8)) }
         let event = CompletionEvent(
@@ -97,20 +117,18 @@ extension Shard {
     /// Returns whether one was delivered.
     @discardableResult
     func matchEvent(_ db: Database, workflowId: String, name: String, now: Int64, effects: inout Effects) throws -> Bool {
-        guard let wait = try db.row(
-                "SELECT seq FROM event_waits WHERE workflowId = ? AND name = ? ORDER BY seq LIMIT 1", [workflowId, name]),
-              let event = try db.row(
-                "SELECT id, value FROM events WHERE workflowId = ? AND name = ? ORDER BY id LIMIT 1", [workflowId, name])
+        guard let seq = try db.row("SELECT seq FROM event_waits WHERE workflowId = ? AND name = ? ORDER BY seq LIMIT 1",
+                                   workflowId, name, as: { $0[0] as Int }),
+              let (eventId, value) = try db.row("SELECT id, value FROM events WHERE workflowId = ? AND name = ? ORDER BY id LIMIT 1",
+                                                workflowId, name, as: { ($0[0] as Int64, $0[1] as String) })
         else { return false }
-        let seq: Int = wait["seq"]
-        let value: String = event["value"]
         try db.run("""
             UPDATE journal SET status = 'received', output = ?, completedAt = ?, attempts = 1
             WHERE workflowId = ? AND seq = ?
-            """, [value, now, workflowId, seq])
-        try db.run("DELETE FROM event_waits WHERE workflowId = ? AND seq = ?", [workflowId, seq])
-        try db.run("DELETE FROM timers WHERE workflowId = ? AND seq = ?", [workflowId, seq])
-        try db.run("DELETE FROM events WHERE id = ?", [event["id"] as Int64])
+            """, value, now, workflowId, seq)
+        try db.run("DELETE FROM event_waits WHERE workflowId = ? AND seq = ?", workflowId, seq)
+        try db.run("DELETE FROM timers WHERE workflowId = ? AND seq = ?", workflowId, seq)
+        try db.run("DELETE FROM events WHERE id = ?", eventId)
         try enqueueReplay(db, workflowId: workflowId, trigger: .event, now: now, effects: &effects)
         return true
     }

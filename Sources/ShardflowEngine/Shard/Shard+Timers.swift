@@ -21,24 +21,26 @@ extension Shard {
         var effects = Effects()
         let next: Int64? = try write { db in
             let now = clock.nowMilliseconds()
-            for row in try db.rows("SELECT workflowId, seq FROM timers WHERE fireAt <= ? ORDER BY fireAt LIMIT 500", [now]) {
-                let workflowId: String = row["workflowId"]
-                let seq: Int = row["seq"]
-                try db.run("DELETE FROM timers WHERE workflowId = ? AND seq = ?", [workflowId, seq])
-                try db.run("DELETE FROM event_waits WHERE workflowId = ? AND seq = ?", [workflowId, seq])
-                let kind = try String.fetchOne(db.cachedStatement(sql: "SELECT kind FROM journal WHERE workflowId = ? AND seq = ?"),
-                                               arguments: [workflowId, seq])
+            let due = try db.rows("SELECT workflowId, seq FROM timers WHERE fireAt <= ? ORDER BY fireAt LIMIT 500", now) { row in
+                (workflowId: row[0] as String, seq: row[1] as Int)
+            }
+            for (workflowId, seq) in due {
+                try db.run("DELETE FROM timers WHERE workflowId = ? AND seq = ?", workflowId, seq)
+                try db.run("DELETE FROM event_waits WHERE workflowId = ? AND seq = ?", workflowId, seq)
+                let kind = try db.row("SELECT kind FROM journal WHERE workflowId = ? AND seq = ?", workflowId, seq) { row in
+                    row[0] as String
+                }
                 try db.run("""
                     UPDATE journal SET status = ?, completedAt = ?, attempts = 1
                     WHERE workflowId = ? AND seq = ? AND status = 'pending'
-                    """, [kind == "event" ? "timedOut" : "fired", now, workflowId, seq])
+                    """, kind == "event" ? "timedOut" : "fired", now, workflowId, seq)
                 try enqueueReplay(db, workflowId: workflowId, trigger: .timer, now: now, effects: &effects)
             }
-            if try db.int("SELECT 1 FROM tasks WHERE state = 'queued' AND readyAt <= ? LIMIT 1", [now]) != nil {
+            if try db.int("SELECT 1 FROM tasks WHERE state = 'queued' AND readyAt <= ? LIMIT 1", now) != nil {
                 effects.tasks = true
             }
             let timer = try db.int("SELECT MIN(fireAt) FROM timers")
-            let retry = try db.int("SELECT MIN(readyAt) FROM tasks WHERE state = 'queued' AND readyAt > ?", [now])
+            let retry = try db.int("SELECT MIN(readyAt) FROM tasks WHERE state = 'queued' AND readyAt > ?", now)
             switch (timer, retry) {
             case let (a?, b?): return min(a, b)
             case let (a?, nil): return a

@@ -128,7 +128,7 @@ public final class Shard: Sendable {
         let database = try DatabaseQueue(path: path, configuration: configuration)
         try StoreSchema.migrator().migrate(database)
         let executorEpoch: Int64? = try database.write { db in
-            try db.run("INSERT OR IGNORE INTO shard_meta (id, shard) VALUES (1, ?)", [shard])
+            try db.run("INSERT OR IGNORE INTO shard_meta (id, shard) VALUES (1, ?)", shard)
             guard let meta = try StoreQueries.meta(db) else { throw ShardError.io("shard metadata is missing") }
             guard meta.shard == shard else { throw ShardError.shardMismatch(expected: shard, stored: meta.shard) }
             // Steps claimed by an executor that died run again (at least once).
@@ -243,7 +243,7 @@ public final class Shard: Sendable {
             return state.dirty.map { ($0, state.values[$0] ?? 0) }
         }
         for (column, value) in dirty {
-            try db.run("UPDATE shard_meta SET \(column) = ? WHERE id = 1", [value])
+            try db.run("UPDATE shard_meta SET \(column) = ? WHERE id = 1", value)
         }
     }
 
@@ -266,12 +266,10 @@ public final class Shard: Sendable {
     /// Outbox rows in id order.
     public func pendingOutbox(limit: Int = 1000) throws -> [OutboxRecord] {
         try read { db in
-            try db.rows("SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT ?", [limit]).compactMap { row in
-                // Columns by position: name lookups are case-insensitive searches.
+            try db.rows("SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT ?", limit) { row -> OutboxRecord? in
                 guard let topic = OutboxTopic(rawValue: row[1]) else { return nil }
-                let value: Data = row[3]
-                return OutboxRecord(id: row[0], topic: topic, key: row[2], value: Array(value))
-            }
+                return OutboxRecord(id: row[0], topic: topic, key: row[2], value: row[3])
+            }.compactMap { $0 }
         }
     }
 
@@ -292,7 +290,7 @@ public final class Shard: Sendable {
         }
         try write { db in
             for (first, last) in runs {
-                try db.run("DELETE FROM outbox WHERE id BETWEEN ? AND ?", [first, last])
+                try db.run("DELETE FROM outbox WHERE id BETWEEN ? AND ?", first, last)
             }
         }
         workSignal.notify()

@@ -15,17 +15,17 @@ enum StoreQueries {
     }
 
     static func stuckIds(_ db: Database, limit: Int = 10_000) throws -> [String] {
-        try String.fetchAll(db.cachedStatement(sql: "SELECT w.id FROM workflows w WHERE \(stuckCondition) ORDER BY w.id LIMIT ?"),
-                            arguments: [limit])
+        try db.rows("SELECT w.id FROM workflows w WHERE \(stuckCondition) ORDER BY w.id LIMIT ?", limit) { $0[0] as String }
     }
 
     static func meta(_ db: Database) throws -> (shard: Int, epoch: Int64, executorEnabled: Bool)? {
-        guard let row = try db.row("SELECT shard, epoch, executorEnabled FROM shard_meta WHERE id = 1") else { return nil }
-        return (row["shard"], row["epoch"], (row["executorEnabled"] as Int64) != 0)
+        try db.row("SELECT shard, epoch, executorEnabled FROM shard_meta WHERE id = 1") { row in
+            (shard: row[0] as Int, epoch: row[1] as Int64, executorEnabled: row[2] as Bool)
+        }
     }
 
     static func nextOffset(_ db: Database, _ stream: InboundMessage.Stream) throws -> Int64? {
-        try db.int("SELECT nextOffset FROM consumed_offsets WHERE stream = ?", [stream.rawValue])
+        try db.int("SELECT nextOffset FROM consumed_offsets WHERE stream = ?", stream.rawValue)
     }
 
     static func count(_ db: Database, _ sql: String) throws -> Int { Int(try db.int(sql) ?? 0) }
@@ -33,8 +33,8 @@ enum StoreQueries {
     static func stats(_ db: Database, shard: Int, executorState: ExecutorState?) throws -> ShardStats {
         let meta = try meta(db)
         var byStatus: [String: Int] = [:]
-        for row in try db.rows("SELECT status, COUNT(*) AS n FROM workflows GROUP BY status") {
-            byStatus[row["status"]] = row["n"]
+        for (status, count) in try db.rows("SELECT status, COUNT(*) FROM workflows GROUP BY status", as: { ($0[0] as String, $0[1] as Int) }) {
+            byStatus[status] = count
         }
         let state = executorState ?? ((meta?.executorEnabled ?? true) ? .enabled : .stopped)
         return ShardStats(
@@ -73,25 +73,31 @@ enum StoreQueries {
     }
 
     static func workflowDetail(_ db: Database, workflowId: String) throws -> WorkflowDetail? {
-        guard let row = try db.row("SELECT * FROM workflows WHERE id = ?", [workflowId]) else { return nil }
-        let journal = try db.rows("SELECT * FROM journal WHERE workflowId = ? ORDER BY seq", [workflowId]).map { entry in
+        let journal = try db.rows("""
+            SELECT seq, kind, name, status, output, error, attempts, completedAt FROM journal WHERE workflowId = ? ORDER BY seq
+            """, workflowId) { entry in
             WorkflowDetail.JournalRow(
-                stepId: entry["seq"], kind: entry["kind"], name: entry["name"], status: entry["status"],
-                output: (entry["output"] as String?).flatMap { try? JSONValue.parse(Array($0.utf8)) },
-                error: entry["error"], attempts: entry["attempts"], completedAt: entry["completedAt"])
+                stepId: entry[0], kind: entry[1], name: entry[2], status: entry[3],
+                output: (entry[4] as String?).flatMap { try? JSONValue.parse(Array($0.utf8)) },
+                error: entry[5], attempts: entry[6], completedAt: entry[7])
         }
-        let tasks = try db.rows("SELECT * FROM tasks WHERE workflowId = ? ORDER BY stepId", [workflowId]).map { task in
-            WorkflowDetail.PendingTask(stepId: task["stepId"], name: task["name"], state: task["state"],
-                                       attempt: task["attempt"], readyAt: task["readyAt"])
+        let tasks = try db.rows("SELECT stepId, name, state, attempt, readyAt FROM tasks WHERE workflowId = ? ORDER BY stepId",
+                                workflowId) { task in
+            WorkflowDetail.PendingTask(stepId: task[0], name: task[1], state: task[2], attempt: task[3], readyAt: task[4])
         }
-        let errorMessage: String? = row["errorMessage"]
-        return WorkflowDetail(
-            workflowId: row["id"], workflow: row["name"], status: row["status"],
-            args: (try? JSONValue.parse(Array((row["args"] as String).utf8))) ?? .null,
-            createdAt: row["createdAt"], completedAt: row["completedAt"],
-            result: (row["result"] as String?).flatMap { try? JSONValue.parse(Array($0.utf8)) },
-            error: errorMessage.map { WorkflowErrorInfo(message: $0, step: row["errorStep"]) },
-            generation: row["generation"], journal: journal, pendingTasks: tasks,
-            inReplayQueue: try db.int("SELECT 1 FROM replay_queue WHERE workflowId = ?", [workflowId]) != nil)
+        let inReplayQueue = try db.int("SELECT 1 FROM replay_queue WHERE workflowId = ?", workflowId) != nil
+        return try db.row("""
+            SELECT id, name, status, args, createdAt, completedAt, result, errorMessage, errorStep, generation
+            FROM workflows WHERE id = ?
+            """, workflowId) { row in
+            let errorMessage: String? = row[7]
+            return WorkflowDetail(
+                workflowId: row[0], workflow: row[1], status: row[2],
+                args: (try? JSONValue.parse(Array((row[3] as String).utf8))) ?? .null,
+                createdAt: row[4], completedAt: row[5],
+                result: (row[6] as String?).flatMap { try? JSONValue.parse(Array($0.utf8)) },
+                error: errorMessage.map { WorkflowErrorInfo(message: $0, step: row[8]) },
+                generation: row[9], journal: journal, pendingTasks: tasks, inReplayQueue: inReplayQueue)
+        }
     }
 }

@@ -21,6 +21,10 @@ public final class WorkflowContext: Sendable {
         var waiting: [Int: CheckedContinuation<JournalEntry, any Error>] = [:]
         var commands: [NewCommand] = []
         var suspended = false
+        /// Operations issued and not yet resolved, and how many steps were issued: at completion they
+        /// tell whether anything (a task, timer or event wait) can be left to clean up.
+        var unresolved: Set<Int> = []
+        var stepCount = 0
         var violation: DeterminismViolation?
         var now: Int64
     }
@@ -96,6 +100,7 @@ public final class WorkflowContext: Sendable {
             if let violation = state.violation { return .fail(violation) }
             let seq = state.nextSeq
             state.nextSeq += 1
+            if kind == .step { state.stepCount += 1 }
             if let entry = state.journal[seq] {
                 guard entry.kind == kind && entry.name == name else {
                     let violation = DeterminismViolation(description:
@@ -104,9 +109,11 @@ public final class WorkflowContext: Sendable {
                     return .fail(violation)
                 }
                 if state.released.contains(seq) && entry.status.isResolved { return .resolved(entry) }
+                state.unresolved.insert(seq)
                 return .wait(seq)
             }
             state.commands.append(command(seq))
+            state.unresolved.insert(seq)
             return .wait(seq)
         }
         switch lookup {
@@ -132,6 +139,7 @@ public final class WorkflowContext: Sendable {
         state.withLock { state in
             for seq in seqs.sorted() {
                 guard let entry = state.journal[seq] else { continue }
+                state.unresolved.remove(seq)
                 state.released.insert(seq)
                 if let completedAt = entry.completedAt, completedAt > state.now { state.now = completedAt }
                 if let continuation = state.waiting.removeValue(forKey: seq) {
@@ -149,6 +157,12 @@ public final class WorkflowContext: Sendable {
             for entry in entries { state.journal[entry.seq] = entry }
         }
         release(entries.map(\.seq))
+    }
+
+    /// Steps the body issued, and whether every operation it issued has its result (so no task, timer
+    /// or event wait of this workflow is left in the store).
+    var issuedOperations: (steps: Int, allResolved: Bool) {
+        state.withLock { ($0.stepCount, $0.unresolved.isEmpty) }
     }
 
     /// Whether some call of the body waits for a journal entry to be resolved.

@@ -1,0 +1,173 @@
+import GRDB
+import GRDBSQLite
+
+/// The store's statements: prepared once per connection (GRDB's statement cache), with their values
+/// bound and their columns read straight through the SQLite C API.
+///
+/// Why not GRDB's `StatementArguments` and `Row`: they box every value in an existential and copy
+/// every row, which cost about as much as SQLite's own work on the engine's hot path (a step takes
+/// some ten statements). Transactions, migrations and the connection stay GRDB's.
+extension Database {
+    /// Runs a statement to completion (an insert, update or delete; rows it returns are ignored).
+    func run<each Value: StoreBindable>(_ sql: String, _ values: repeat each Value) throws {
+        let statement = try prepared(sql, repeat each values)
+        defer { finish(statement) }
+        while true {
+            let code = sqlite3_step(statement)
+            if code == SQLITE_DONE { return }
+            if code != SQLITE_ROW { throw failure(code, sql) }
+        }
+    }
+
+    /// Maps every row the query returns.
+    func rows<each Value: StoreBindable, T>(_ sql: String, _ values: repeat each Value,
+                                           as transform: (StoreRow) throws -> T) throws -> [T] {
+        let statement = try prepared(sql, repeat each values)
+        defer { finish(statement) }
+        var results: [T] = []
+        while true {
+            let code = sqlite3_step(statement)
+            if code == SQLITE_DONE { return results }
+            guard code == SQLITE_ROW else { throw failure(code, sql) }
+            results.append(try transform(StoreRow(statement: statement)))
+        }
+    }
+
+    /// Maps the first row the query returns; nil when it returns none.
+    func row<each Value: StoreBindable, T>(_ sql: String, _ values: repeat each Value,
+                                          as transform: (StoreRow) throws -> T) throws -> T? {
+        let statement = try prepared(sql, repeat each values)
+        defer { finish(statement) }
+        let code = sqlite3_step(statement)
+        if code == SQLITE_DONE { return nil }
+        guard code == SQLITE_ROW else { throw failure(code, sql) }
+        return try transform(StoreRow(statement: statement))
+    }
+
+    /// The first column of the first row; nil when there is no row or the value is NULL.
+    func int<each Value: StoreBindable>(_ sql: String, _ values: repeat each Value) throws -> Int64? {
+        try row(sql, repeat each values) { row in row[0] as Int64? } ?? nil
+    }
+
+    private func prepared<each Value: StoreBindable>(_ sql: String, _ values: repeat each Value) throws -> OpaquePointer {
+        let statement = try cachedStatement(sql: sql).sqliteStatement
+        // A statement that failed before may still hold its last step's state.
+        sqlite3_reset(statement)
+        var index: Int32 = 0
+        for value in repeat each values {
+            index += 1
+            let code = value.bind(to: statement, at: index)
+            guard code == SQLITE_OK else {
+                sqlite3_clear_bindings(statement)
+                throw failure(code, sql)
+            }
+        }
+        guard index == sqlite3_bind_parameter_count(statement) else {
+            sqlite3_clear_bindings(statement)
+            throw DatabaseError(resultCode: .SQLITE_MISUSE,
+                                message: "\(index) values for \(sqlite3_bind_parameter_count(statement)) parameters", sql: sql)
+        }
+        return statement
+    }
+
+    private func finish(_ statement: OpaquePointer) {
+        sqlite3_reset(statement)
+        sqlite3_clear_bindings(statement)
+    }
+
+    private func failure(_ code: Int32, _ sql: String) -> DatabaseError {
+        DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(sqliteConnection)), sql: sql)
+    }
+}
+
+/// The current row of a running query; valid only inside the closure it is passed to.
+struct StoreRow {
+    let statement: OpaquePointer
+
+    /// The value of column `index` (0-based), decoded as the type the caller asks for.
+    subscript<T: StoreColumnValue>(_ index: Int32) -> T {
+        T(statement: statement, column: index)
+    }
+
+    func isNull(_ index: Int32) -> Bool { sqlite3_column_type(statement, index) == SQLITE_NULL }
+}
+
+/// A Swift value bound to a statement parameter.
+protocol StoreBindable {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32
+}
+
+/// A Swift value read from a column. NULL reads as 0, "" or empty unless the type is Optional.
+protocol StoreColumnValue {
+    init(statement: OpaquePointer, column: Int32)
+}
+
+/// SQLite copies the bound bytes during the call (they may point into a temporary buffer).
+private var transient: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_destructor_type.self) }
+
+extension Int: StoreBindable, StoreColumnValue {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 { sqlite3_bind_int64(statement, index, Int64(self)) }
+    init(statement: OpaquePointer, column: Int32) { self = Int(sqlite3_column_int64(statement, column)) }
+}
+
+extension Int64: StoreBindable, StoreColumnValue {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 { sqlite3_bind_int64(statement, index, self) }
+    init(statement: OpaquePointer, column: Int32) { self = sqlite3_column_int64(statement, column) }
+}
+
+extension Double: StoreBindable, StoreColumnValue {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 { sqlite3_bind_double(statement, index, self) }
+    init(statement: OpaquePointer, column: Int32) { self = sqlite3_column_double(statement, column) }
+}
+
+extension Bool: StoreBindable, StoreColumnValue {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 { sqlite3_bind_int64(statement, index, self ? 1 : 0) }
+    init(statement: OpaquePointer, column: Int32) { self = sqlite3_column_int64(statement, column) != 0 }
+}
+
+extension String: StoreBindable, StoreColumnValue {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
+        var text = self
+        return text.withUTF8 { bytes in
+            // An empty buffer may have no address, which SQLite would bind as NULL.
+            guard let base = bytes.baseAddress else { return sqlite3_bind_text(statement, index, "", 0, transient) }
+            return base.withMemoryRebound(to: CChar.self, capacity: bytes.count) { pointer in
+                sqlite3_bind_text(statement, index, pointer, Int32(bytes.count), transient)
+            }
+        }
+    }
+
+    init(statement: OpaquePointer, column: Int32) {
+        guard let text = sqlite3_column_text(statement, column) else { self = ""; return }
+        self = String(decoding: UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(statement, column))),
+                      as: UTF8.self)
+    }
+}
+
+extension [UInt8]: StoreBindable, StoreColumnValue {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
+        withUnsafeBytes { bytes in
+            guard let base = bytes.baseAddress else { return sqlite3_bind_zeroblob(statement, index, 0) }
+            return sqlite3_bind_blob(statement, index, base, Int32(bytes.count), transient)
+        }
+    }
+
+    init(statement: OpaquePointer, column: Int32) {
+        let count = Int(sqlite3_column_bytes(statement, column))
+        guard count > 0, let blob = sqlite3_column_blob(statement, column) else { self = []; return }
+        self = Array(UnsafeRawBufferPointer(start: blob, count: count))
+    }
+}
+
+extension Optional: StoreBindable where Wrapped: StoreBindable {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
+        guard let value = self else { return sqlite3_bind_null(statement, index) }
+        return value.bind(to: statement, at: index)
+    }
+}
+
+extension Optional: StoreColumnValue where Wrapped: StoreColumnValue {
+    init(statement: OpaquePointer, column: Int32) {
+        self = sqlite3_column_type(statement, column) == SQLITE_NULL ? nil : Wrapped(statement: statement, column: column)
+    }
+}
