@@ -115,42 +115,18 @@ public struct JSONParseError: Error, CustomStringConvertible, Sendable {
     public let description: String
 }
 
-/// Shared JSON settings: compact output with sorted keys, so the same value always gives the same bytes.
+/// How the engine turns Codable values into JSON text and back: through `JSONValue`, written compact
+/// with sorted keys, so the same value always gives the same bytes.
 enum JSONCoding {
-    static func encoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
+    static func encodeBytes<T: Encodable>(_ value: T) throws -> [UInt8] {
+        try JSONValueEncoder().encode(value).jsonBytes()
     }
 
-    static func decoder() -> JSONDecoder { JSONDecoder() }
-
-    /// Encodes a value; plain numbers, strings, booleans and `JSONValue` skip the generic encoder.
     static func encodeString<T: Encodable>(_ value: T) throws -> String {
-        switch value {
-        case let number as Int: return String(number)
-        case let number as Int64: return String(number)
-        case let flag as Bool: return flag ? "true" : "false"
-        case let text as String: return JSONValue.string(text).jsonString()
-        case let json as JSONValue: return json.jsonString()
-        default: return String(decoding: try encoder().encode(value), as: UTF8.self)
-        }
+        String(decoding: try encodeBytes(value), as: UTF8.self)
     }
 
-    /// Decodes a value; plain numbers, strings, booleans and `JSONValue` skip the generic decoder.
     static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
-        if T.self == JSONValue.self || T.self == Int.self || T.self == Int64.self || T.self == String.self || T.self == Bool.self {
-            let json = try JSONValue.parse(Array(text.utf8))
-            let decoded: Any?
-            switch json {
-            case .int(let number): decoded = T.self == Int.self ? Int(exactly: number) : (T.self == Int64.self ? number : nil)
-            case .string(let string): decoded = string
-            case .bool(let flag): decoded = flag
-            default: decoded = nil
-            }
-            if T.self == JSONValue.self, let result = json as? T { return result }
-            if let result = decoded as? T { return result }
-        }
-        return try decoder().decode(type, from: Data(text.utf8))
+        try JSONValueDecoder().decode(type, from: JSONValue.parse(Array(text.utf8)))
     }
 }

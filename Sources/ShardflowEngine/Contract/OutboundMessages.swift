@@ -197,6 +197,6 @@ public struct DeadLetter: Sendable, Equatable, Decodable {
 extension Encodable {
     /// The contract's bytes for this message (compact, sorted keys).
     public func contractJSON() throws -> [UInt8] {
-        Array(try JSONCoding.encoder().encode(self))
+        try JSONCoding.encodeBytes(self)
     }
 }

@@ -80,9 +80,9 @@ extension Shard {
             return ([], false)
         }
         // The FIFO selection (I4), then one update of the same selection (same transaction, same
-        // total order, so the same rows) rather than one update per task. `+readyAt` keeps the
-        // planner on the FIFO index (walked in order, stopping at the limit) instead of the
-        // ready-time index plus a sort of every ready task.
+        // total order, so the same rows) rather than one update per task. The partial FIFO index holds
+        // exactly the queued tasks, walked in order and stopped at the limit; `+readyAt` keeps the
+        // planner on it (a task backing off is skipped by the row check).
         let now = clock.nowMilliseconds()
         let claimed = try db.rows("""
             SELECT workflowId, stepId, name, input, attempt FROM tasks

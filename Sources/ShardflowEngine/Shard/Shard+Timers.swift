@@ -36,11 +36,14 @@ extension Shard {
                     """, kind == "event" ? "timedOut" : "fired", now, workflowId, seq)
                 try enqueueReplay(db, workflowId: workflowId, trigger: .timer, now: now, effects: &effects)
             }
-            if try db.int("SELECT 1 FROM tasks WHERE state = 'queued' AND readyAt <= ? LIMIT 1", now) != nil {
+            // Only a task backing off becomes ready by time passing (the others were signalled when queued).
+            if try db.int("SELECT 1 FROM tasks WHERE state = 'queued' AND readyAt > enqueuedAt AND readyAt <= ? LIMIT 1",
+                          now) != nil {
                 effects.tasks = true
             }
             let timer = try db.int("SELECT MIN(fireAt) FROM timers")
-            let retry = try db.int("SELECT MIN(readyAt) FROM tasks WHERE state = 'queued' AND readyAt > ?", now)
+            let retry = try db.int("SELECT MIN(readyAt) FROM tasks WHERE state = 'queued' AND readyAt > enqueuedAt AND readyAt > ?",
+                                   now)
             switch (timer, retry) {
             case let (a?, b?): return min(a, b)
             case let (a?, nil): return a
