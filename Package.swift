@@ -4,6 +4,7 @@ import PackageDescription
 // Layers, bottom up:
 //   Crdkafka        system library over librdkafka's C headers
 //   ShardflowKafka  a small Swift face over librdkafka (producer, consumer group, admin, local broker)
+//   ShardflowJSON   JSON values, a fast reader and writer, and the Codable coder over them
 //   ShardflowEngine the per-shard store, replay, task queue, executor (no Kafka)
 //   ShardflowLLM    the Anthropic Messages API step and the mock LLM server
 //   Shardflow       the worker runtime wiring the engine to Kafka
@@ -15,6 +16,7 @@ let package = Package(
         .executable(name: "shardflow", targets: ["ShardflowCLI"]),
         .library(name: "Shardflow", targets: ["Shardflow"]),
         .library(name: "ShardflowEngine", targets: ["ShardflowEngine"]),
+        .library(name: "ShardflowJSON", targets: ["ShardflowJSON"]),
         .library(name: "ShardflowKafka", targets: ["ShardflowKafka"]),
         .library(name: "ShardflowLLM", targets: ["ShardflowLLM"]),
     ],
@@ -42,9 +44,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(name: "ShardflowJSON"),
         .target(
             name: "ShardflowEngine",
             dependencies: [
+                "ShardflowJSON",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -54,6 +58,7 @@ let package = Package(
         .target(
             name: "ShardflowLLM",
             dependencies: [
+                "ShardflowJSON",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -64,6 +69,7 @@ let package = Package(
             name: "Shardflow",
             dependencies: [
                 "ShardflowEngine",
+                "ShardflowJSON",
                 "ShardflowKafka",
                 "ShardflowLLM",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -78,10 +84,12 @@ let package = Package(
             name: "ShardflowCLI",
             dependencies: [
                 "Shardflow",
+                "ShardflowJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "ShardflowEngineTests", dependencies: ["ShardflowEngine"]),
+        .testTarget(name: "ShardflowJSONTests", dependencies: ["ShardflowJSON"]),
+        .testTarget(name: "ShardflowEngineTests", dependencies: ["ShardflowEngine", "ShardflowJSON"]),
         .testTarget(name: "ShardflowKafkaTests", dependencies: ["ShardflowKafka"]),
         .testTarget(name: "ShardflowLLMTests", dependencies: ["ShardflowLLM"]),
         .testTarget(name: "ShardflowTests", dependencies: ["Shardflow"]),

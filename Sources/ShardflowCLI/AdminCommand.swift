@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Shardflow
 import ShardflowEngine
+import ShardflowJSON
 
 struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

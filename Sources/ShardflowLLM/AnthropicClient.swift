@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import ShardflowJSON
 import Synchronization
 
 /// Calls the Anthropic Messages API (`POST {baseURL}/v1/messages`), retrying what may succeed on
@@ -74,9 +75,9 @@ public final class AnthropicClient: LLMCompleting {
     /// or `CancellationError` when the task is cancelled.
     public func complete(_ request: LLMRequest) async throws -> LLMCompletion {
         try request.validate()
-        let body: Data
+        let body: [UInt8]
         do {
-            body = try JSONEncoder().encode(request)
+            body = try JSONCoding.encodeBytes(request)
         } catch {
             throw LLMError(kind: .invalidRequest, message: "cannot encode request: \(error)", attempts: 0)
         }
@@ -109,7 +110,7 @@ public final class AnthropicClient: LLMCompleting {
     }
 
     /// One HTTP attempt; every failure comes back as a value so the loop can decide on a retry.
-    private func send(body: Data, attempt: Int) async -> Result<LLMCompletion, LLMError> {
+    private func send(body: [UInt8], attempt: Int) async -> Result<LLMCompletion, LLMError> {
         var request = HTTPClientRequest(url: messagesURL)
         request.method = .POST
         request.headers.add(name: "content-type", value: "application/json")
@@ -143,7 +144,7 @@ public final class AnthropicClient: LLMCompleting {
             )
         }
         do {
-            let decoded = try JSONDecoder().decode(LLMResponse.self, from: Data(buffer: responseBody))
+            let decoded = try JSONCoding.decode(LLMResponse.self, from: Array(responseBody.readableBytesView))
             return .success(LLMCompletion(response: decoded, attempts: attempt))
         } catch {
             return .failure(
@@ -185,7 +186,7 @@ public final class AnthropicClient: LLMCompleting {
 
     /// `overloaded_error: Overloaded` from an API error body; empty when the body is not one.
     static func errorSummary(_ body: ByteBuffer) -> String {
-        guard let parsed = try? JSONDecoder().decode(LLMErrorBody.self, from: Data(buffer: body)) else { return "" }
+        guard let parsed = try? JSONCoding.decode(LLMErrorBody.self, from: Array(body.readableBytesView)) else { return "" }
         return "\(parsed.error.type): \(parsed.error.message)"
     }
 }

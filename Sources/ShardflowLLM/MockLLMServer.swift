@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
+import ShardflowJSON
 import Synchronization
 
 /// A Messages-API-compatible server for tests, the demo and the benchmark.
@@ -152,7 +153,7 @@ public final class MockLLMServer: Sendable {
             }
             let messages: LLMRequest
             do {
-                messages = try JSONDecoder().decode(LLMRequest.self, from: Data(buffer: body))
+                messages = try JSONCoding.decode(LLMRequest.self, from: Array(body.readableBytesView))
                 try messages.validate()
             } catch let error as LLMError {
                 behaviour.finish(status: 400, latencySeconds: nil)
@@ -197,7 +198,7 @@ public final class MockLLMServer: Sendable {
     private static func json(status: Int, _ value: some Encodable, retryAfter: String? = nil) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfter { headers[.retryAfter] = retryAfter }
-        let data = (try? JSONEncoder().encode(value)) ?? Data("{}".utf8)
+        let data = (try? JSONCoding.encodeBytes(value)) ?? Array("{}".utf8)
         return Response(
             status: HTTPResponse.Status(code: status), headers: headers,
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))

@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 @testable import ShardflowEngine
+import ShardflowJSON
+import Testing
 
 @Suite struct ContractCodecTests {
     @Test func jsonValuesRoundTripThroughTheReaderAndWriter() throws {

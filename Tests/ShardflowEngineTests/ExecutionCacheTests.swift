@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 @testable import ShardflowEngine
+import ShardflowJSON
+import Testing
 
 /// Kept workflow bodies (the sticky cache): the journal stays the truth, so a run with the cache
 /// publishes what a run without it publishes, and every way of losing a kept body ends in a replay.

@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 @testable import ShardflowEngine
+import ShardflowJSON
+import Testing
 
 /// A temporary data directory, removed by `cleanup()`.
 struct TemporaryDirectory {

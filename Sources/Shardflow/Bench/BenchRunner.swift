@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ShardflowEngine
+import ShardflowJSON
 import ShardflowKafka
 import ShardflowLLM
 import Synchronization

@@ -1,5 +1,6 @@
 import Foundation
 import ShardflowEngine
+import ShardflowJSON
 
 /// Generates loads of starts with unique, zero-padded increasing ids. `WorkflowClient.startAll` stamps each
 /// batch's `createdAt` when it sends it, so createdAt never decreases and ties are broken by the id: the FIFO

@@ -1,5 +1,6 @@
 import Foundation
 import ShardflowEngine
+import ShardflowJSON
 
 /// Plain-text tables for `shardflow inspect` and `shardflow check`.
 public enum InspectRendering {

@@ -1,4 +1,5 @@
 import ShardflowEngine
+import ShardflowJSON
 import ShardflowLLM
 
 /// The workflows and steps every stock worker registers: `noop` to exercise the pipeline without any outside

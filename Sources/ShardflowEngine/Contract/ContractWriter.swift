@@ -1,3 +1,5 @@
+import ShardflowJSON
+
 /// Writes one JSON object with its fields in the contract's order (faster than the generic encoder,
 /// which matters on the per-step path).
 struct ContractObjectWriter {

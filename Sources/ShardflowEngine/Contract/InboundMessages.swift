@@ -1,3 +1,5 @@
+import ShardflowJSON
+
 /// A `start` message of `shardflow.workflows`.
 public struct StartMessage: Sendable, Equatable, Codable {
     public var type: String = "start"

@@ -1,4 +1,5 @@
 import Foundation
+import ShardflowJSON
 
 /// The error of a failed workflow: `{"message": "...", "step": "name or null"}`.
 public struct WorkflowErrorInfo: Sendable, Equatable, Codable {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ShardflowJSON
 
 /// Ingest: inbound messages applied in one transaction per batch, with each stream's next offset (I3).
 extension Shard {

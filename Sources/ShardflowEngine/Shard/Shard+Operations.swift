@@ -1,4 +1,5 @@
 import GRDB
+import ShardflowJSON
 
 /// Operator operations. Control messages call the same transaction bodies from `ingest`.
 extension Shard {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ShardflowJSON
 
 /// Writes shared by ingest, replay, executor, timers and operations. Each runs inside the caller's
 /// transaction, so an effect and everything it implies commit together.

@@ -1,3 +1,5 @@
+import ShardflowJSON
+
 /// One message read from Kafka, as the engine needs it.
 public struct InboundMessage: Sendable, Equatable {
     public enum Stream: String, Sendable, Codable { case workflows, control }

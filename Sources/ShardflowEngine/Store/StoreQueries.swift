@@ -1,4 +1,5 @@
 import GRDB
+import ShardflowJSON
 
 /// Read-only queries shared by `Shard` and `ShardInspector`.
 enum StoreQueries {

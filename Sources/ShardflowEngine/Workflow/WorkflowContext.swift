@@ -1,4 +1,5 @@
 import Foundation
+import ShardflowJSON
 import Synchronization
 
 /// What a workflow body sees: durable steps, timers and events, replayed from the journal.

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ShardflowJSON
 
 /// What a running step knows about itself.
 public struct StepContext: Sendable {

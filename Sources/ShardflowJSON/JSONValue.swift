@@ -117,16 +117,20 @@ public struct JSONParseError: Error, CustomStringConvertible, Sendable {
 
 /// How the engine turns Codable values into JSON text and back: through `JSONValue`, written compact
 /// with sorted keys, so the same value always gives the same bytes.
-enum JSONCoding {
-    static func encodeBytes<T: Encodable>(_ value: T) throws -> [UInt8] {
+public enum JSONCoding {
+    public static func encodeBytes<T: Encodable>(_ value: T) throws -> [UInt8] {
         try JSONValueEncoder().encode(value).jsonBytes()
     }
 
-    static func encodeString<T: Encodable>(_ value: T) throws -> String {
+    public static func encodeString<T: Encodable>(_ value: T) throws -> String {
         String(decoding: try encodeBytes(value), as: UTF8.self)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
-        try JSONValueDecoder().decode(type, from: JSONValue.parse(Array(text.utf8)))
+    public static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
+        try decode(type, from: Array(text.utf8))
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        try JSONValueDecoder().decode(type, from: JSONValue.parse(bytes))
     }
 }

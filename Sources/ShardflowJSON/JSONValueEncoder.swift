@@ -7,8 +7,10 @@ import Foundation
 /// `JSONEncoder`'s default strategies, so text written by either decodes with both: `Date` as seconds
 /// since 2001 (its own `Codable` form), `Data` as Base64, `URL` as its absolute string, `Decimal` as a
 /// number, non-finite floating-point values rejected.
-struct JSONValueEncoder {
-    func encode<T: Encodable>(_ value: T) throws -> JSONValue {
+public struct JSONValueEncoder: Sendable {
+    public init() {}
+
+    public func encode<T: Encodable>(_ value: T) throws -> JSONValue {
         try Self.value(of: value, at: [])
     }
 

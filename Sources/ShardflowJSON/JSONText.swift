@@ -1,10 +1,10 @@
 /// A small, fast JSON reader and writer for `JSONValue`. The reader reports the byte offset of the
 /// first error; the writer produces compact JSON with object keys sorted, so equal values give
 /// equal bytes.
-enum JSONText {
+package enum JSONText {
     // MARK: writing
 
-    static func write(_ value: JSONValue, into out: inout [UInt8]) {
+    package static func write(_ value: JSONValue, into out: inout [UInt8]) {
         switch value {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
@@ -30,7 +30,7 @@ enum JSONText {
         }
     }
 
-    static func writeDouble(_ number: Double, into out: inout [UInt8]) {
+    package static func writeDouble(_ number: Double, into out: inout [UInt8]) {
         guard number.isFinite else {
             out.append(contentsOf: "null".utf8)  // JSON has no NaN or infinity
             return
@@ -42,33 +42,47 @@ enum JSONText {
         }
     }
 
-    static func writeString(_ text: String, into out: inout [UInt8]) {
+    /// Copies runs of bytes that need no escape in one go: long texts (prompts, answers) are the bulk
+    /// of what the engine writes.
+    package static func writeString(_ text: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                        hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
-            default: out.append(byte)
+        var text = text
+        text.withUTF8 { bytes in
+            var runStart = 0
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+                if runStart < index { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index])) }
+                appendEscape(of: byte, into: &out)
+                runStart = index + 1
             }
+            if runStart < bytes.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...])) }
         }
         out.append(UInt8(ascii: "\""))
     }
 
+    private static func appendEscape(of byte: UInt8, into out: inout [UInt8]) {
+        switch byte {
+        case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+        case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+        case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+        case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+        case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+        default:
+            let hex = Array("0123456789abcdef".utf8)
+            out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                    hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+        }
+    }
+
     // MARK: reading
 
-    struct ParseError: Error {
+    package struct ParseError: Error {
         let offset: Int
         let message: String
     }
 
-    static func parse(_ bytes: [UInt8]) throws(ParseError) -> JSONValue {
+    package static func parse(_ bytes: [UInt8]) throws(ParseError) -> JSONValue {
         var parser = Parser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
@@ -166,11 +180,13 @@ enum JSONText {
             while index < bytes.count {
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
-                    let text = escaped ? out : Array(bytes[start..<index])
+                    let end = index
                     index += 1
-                    guard let decoded = String(validating: text, as: UTF8.self) else {
-                        throw ParseError(offset: start, message: "string is not valid UTF-8")
-                    }
+                    // Validated and copied once, straight from the input when nothing was escaped.
+                    let decoded = escaped
+                        ? String(validating: out, as: UTF8.self)
+                        : bytes.withUnsafeBufferPointer { String(validating: UnsafeBufferPointer(rebasing: $0[start..<end]), as: UTF8.self) }
+                    guard let decoded else { throw ParseError(offset: start, message: "string is not valid UTF-8") }
                     return decoded
                 }
                 if byte < 0x20 { throw fail("control character in a string") }

@@ -3,8 +3,10 @@ import Foundation
 /// Decodes any `Decodable` from a `JSONValue` (parsed by `JSONText`), with `JSONDecoder`'s default
 /// strategies: see `JSONValueEncoder`. Integers decode from integral numbers written either way
 /// (`3` or `3.0`); a number that does not fit the requested type is a `dataCorrupted` error.
-struct JSONValueDecoder {
-    func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
+public struct JSONValueDecoder: Sendable {
+    public init() {}
+
+    public func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
         try Self.decode(type, from: value, at: [])
     }
 

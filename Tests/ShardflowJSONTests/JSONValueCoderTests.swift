@@ -1,8 +1,8 @@
 import Foundation
+import ShardflowJSON
 import Testing
-@testable import ShardflowEngine
 
-/// The engine's Codable coder must read what Foundation's JSONEncoder wrote (journals written before it)
+/// The Codable coder must read what Foundation's JSONEncoder wrote (journals written before it)
 /// and write what JSONDecoder reads.
 @Suite struct JSONValueCoderTests {
     enum Shape: Codable, Equatable {
