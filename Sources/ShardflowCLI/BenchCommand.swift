@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Shardflow
 import ShardflowEngine
+import ShardflowLLM
 
 /// Options shared by `bench` and `demo`.
 struct BenchArguments: ParsableArguments {
@@ -111,6 +112,21 @@ struct BenchEngineCommand: AsyncParsableCommand {
             let report = try await EngineBenchmark(workflows: workflows, stepsPerWorkflow: steps, shards: count).run()
             print(report)
         }
+    }
+}
+
+struct BenchLLMCallsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-llm-calls",
+        abstract: "Benchmark the LLM HTTP path alone: the Anthropic client against the in-process mock (no engine, no Kafka).")
+    @Option(help: "Calls to make.") var requests: Int = 20_000
+    @Option(help: "Calls in flight at once (and HTTP connections).") var concurrency: Int = 2_000
+    @Option(help: "Median latency of the mock's replies (e.g. 0, 1s).", transform: DurationArgument.parse)
+    var latencyMedian: Duration = .zero
+
+    func run() async throws {
+        let report = try await LLMCallBenchmark(requests: requests, concurrency: concurrency, latencyMedian: latencyMedian).run()
+        print(report)
     }
 }
 

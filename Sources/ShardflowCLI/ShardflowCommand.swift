@@ -18,6 +18,7 @@ struct ShardflowCommand: AsyncParsableCommand {
             MockLLMCommand.self,
             BenchCommand.self,
             BenchEngineCommand.self,
+            BenchLLMCallsCommand.self,
             DemoCommand.self,
         ]
     )

@@ -21,6 +21,8 @@ public struct MockLLMStats: Codable, Sendable, Equatable {
     public var latencyP90Ms: Double = 0
     public var latencyP99Ms: Double = 0
     public var latencyMaxMs: Double = 0
+    /// Sum of every latency applied (the work the server modelled), in seconds.
+    public var latencyTotalSeconds: Double = 0
     public var uptimeSeconds: Double = 0
 
     public init() {}
@@ -74,6 +76,7 @@ struct MockLLMStatsRecorder {
         }
         guard let latencySeconds else { return }
         maxLatency = max(maxLatency, latencySeconds)
+        stats.latencyTotalSeconds += latencySeconds
         latenciesSeen += 1
         // Reservoir sampling keeps memory bounded on long runs while the percentiles stay unbiased.
         if latencies.count < Self.latencySampleLimit {
