@@ -181,30 +181,14 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     }
 }
 
-private struct UnkeyedContainer: UnkeyedEncodingContainer {
+private struct UnkeyedContainer: UnkeyedEncodingContainer, ValueWriting {
     let node: Node
     let codingPath: [any CodingKey]
     var count: Int { node.count }
 
     private var nextPath: [any CodingKey] { codingPath + [JSONCodingKey(index: count)] }
-    private func put(_ value: JSONValue) { node.append(Node(.value(value))) }
-
-    mutating func encodeNil() throws { put(.null) }
-    mutating func encode(_ value: Bool) throws { put(.bool(value)) }
-    mutating func encode(_ value: String) throws { put(.string(value)) }
-    mutating func encode(_ value: Double) throws { put(try JSONValueEncoder.double(value, at: nextPath)) }
-    mutating func encode(_ value: Float) throws { put(try JSONValueEncoder.double(Double(value), at: nextPath)) }
-    mutating func encode(_ value: Int) throws { put(.int(Int64(value))) }
-    mutating func encode(_ value: Int8) throws { put(.int(Int64(value))) }
-    mutating func encode(_ value: Int16) throws { put(.int(Int64(value))) }
-    mutating func encode(_ value: Int32) throws { put(.int(Int64(value))) }
-    mutating func encode(_ value: Int64) throws { put(.int(value)) }
-    mutating func encode(_ value: UInt) throws { put(try JSONValueEncoder.integer(value, at: nextPath)) }
-    mutating func encode(_ value: UInt8) throws { put(.int(Int64(value))) }
-    mutating func encode(_ value: UInt16) throws { put(.int(Int64(value))) }
-    mutating func encode(_ value: UInt32) throws { put(.int(Int64(value))) }
-    mutating func encode(_ value: UInt64) throws { put(try JSONValueEncoder.integer(value, at: nextPath)) }
-    mutating func encode<T: Encodable>(_ value: T) throws { put(try JSONValueEncoder.value(of: value, at: nextPath)) }
+    var valuePath: [any CodingKey] { nextPath }
+    func put(_ value: JSONValue) { node.append(Node(.value(value))) }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
         let path = nextPath
@@ -228,28 +212,38 @@ private struct UnkeyedContainer: UnkeyedEncodingContainer {
     }
 }
 
-private struct SingleValueContainer: SingleValueEncodingContainer {
+private struct SingleValueContainer: SingleValueEncodingContainer, ValueWriting {
     let encoder: TreeEncoder
     var codingPath: [any CodingKey] { encoder.codingPath }
+    var valuePath: [any CodingKey] { codingPath }
 
-    private func put(_ value: JSONValue) { encoder.setValue(value) }
+    func put(_ value: JSONValue) { encoder.setValue(value) }
+}
 
+/// The value-writing methods unkeyed and single-value containers share, written once: each value
+/// goes to `put`, and errors name `valuePath`.
+private protocol ValueWriting {
+    var valuePath: [any CodingKey] { get }
+    func put(_ value: JSONValue)
+}
+
+extension ValueWriting {
     mutating func encodeNil() throws { put(.null) }
     mutating func encode(_ value: Bool) throws { put(.bool(value)) }
     mutating func encode(_ value: String) throws { put(.string(value)) }
-    mutating func encode(_ value: Double) throws { put(try JSONValueEncoder.double(value, at: codingPath)) }
-    mutating func encode(_ value: Float) throws { put(try JSONValueEncoder.double(Double(value), at: codingPath)) }
+    mutating func encode(_ value: Double) throws { put(try JSONValueEncoder.double(value, at: valuePath)) }
+    mutating func encode(_ value: Float) throws { put(try JSONValueEncoder.double(Double(value), at: valuePath)) }
     mutating func encode(_ value: Int) throws { put(.int(Int64(value))) }
     mutating func encode(_ value: Int8) throws { put(.int(Int64(value))) }
     mutating func encode(_ value: Int16) throws { put(.int(Int64(value))) }
     mutating func encode(_ value: Int32) throws { put(.int(Int64(value))) }
     mutating func encode(_ value: Int64) throws { put(.int(value)) }
-    mutating func encode(_ value: UInt) throws { put(try JSONValueEncoder.integer(value, at: codingPath)) }
+    mutating func encode(_ value: UInt) throws { put(try JSONValueEncoder.integer(value, at: valuePath)) }
     mutating func encode(_ value: UInt8) throws { put(.int(Int64(value))) }
     mutating func encode(_ value: UInt16) throws { put(.int(Int64(value))) }
     mutating func encode(_ value: UInt32) throws { put(.int(Int64(value))) }
-    mutating func encode(_ value: UInt64) throws { put(try JSONValueEncoder.integer(value, at: codingPath)) }
-    mutating func encode<T: Encodable>(_ value: T) throws { put(try JSONValueEncoder.value(of: value, at: codingPath)) }
+    mutating func encode(_ value: UInt64) throws { put(try JSONValueEncoder.integer(value, at: valuePath)) }
+    mutating func encode<T: Encodable>(_ value: T) throws { put(try JSONValueEncoder.value(of: value, at: valuePath)) }
 }
 
 /// A coding key for paths in errors and for `super` entries.
