@@ -43,7 +43,7 @@ struct MockLLMCommand: AsyncParsableCommand {
 enum DurationArgument {
     static func parse(_ text: String) throws -> Duration {
         guard let duration = parseDuration(text) else {
-            throw ValidationError("not a duration: '\(text)' (examples: 1s, 250ms, 2.5s, 2m)")
+            throw ValidationError("not a duration: '\(text)' (examples: 1s, 250ms, 2.5s, 2m, 7d)")
         }
         return duration
     }

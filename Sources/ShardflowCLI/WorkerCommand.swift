@@ -19,6 +19,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Tasks taken by one claim (I5).") var claimLimit: Int = 50
     @Option(help: "The executor stops claiming while a shard's outbox holds more rows than this.")
     var outboxHighWater: Int = 20_000
+    @Option(help: "How long a finished workflow stays in its store (e.g. 7d, 12h); 0 keeps it forever.",
+            transform: DurationArgument.parse)
+    var retention: Duration = .seconds(7 * 24 * 3600)
     @Option(help: "Seconds in-flight steps may take to finish on revoke or shutdown.") var drainTimeout: Int = 30
     @Option(help: "Address of the HTTP endpoint (/metrics, /healthz, /readyz).") var httpHost: String = "127.0.0.1"
     @Option(help: "Port of the HTTP endpoint; 0 turns it off.") var httpPort: Int = 9090
@@ -35,7 +38,7 @@ struct WorkerCommand: AsyncParsableCommand {
         var configuration = WorkerConfiguration(
             kafka: try kafka.configuration(), topics: kafka.topics, groupID: group, dataDirectory: dataDir,
             shard: ShardConfiguration(maxConcurrency: maxConcurrency, claimLimit: claimLimit,
-                                      outboxHighWater: outboxHighWater),
+                                      outboxHighWater: outboxHighWater, retention: retention == .zero ? nil : retention),
             drainTimeout: .seconds(drainTimeout))
         configuration.adoptMissingStores = adoptMissingStores
         let worker = Worker(configuration: configuration, registry: workflows, logger: logger)

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Parses a command-line duration: `250ms`, `1s`, `2.5s`, `2m`, `1h`, or `0`.
+/// Parses a command-line duration: `250ms`, `1s`, `2.5s`, `2m`, `1h`, `7d`, or `0`.
 /// Returns nil for anything else (negative, missing unit, unknown unit, not a number).
 public func parseDuration(_ text: String) -> Duration? {
     let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
@@ -8,7 +8,7 @@ public func parseDuration(_ text: String) -> Duration? {
     // "ms" and "us" are tried before "s" and "m" so "250ms" is not read as 250 m + "s".
     let units: [(suffix: String, make: (Double) -> Duration)] = [
         ("ms", { .milliseconds($0) }), ("us", { .microseconds($0) }), ("s", { .seconds($0) }),
-        ("m", { .seconds($0 * 60) }), ("h", { .seconds($0 * 3600) }),
+        ("m", { .seconds($0 * 60) }), ("h", { .seconds($0 * 3600) }), ("d", { .seconds($0 * 86_400) }),
     ]
     for unit in units where trimmed.hasSuffix(unit.suffix) {
         let number = trimmed.dropLast(unit.suffix.count)

@@ -2,13 +2,14 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import ShardflowJSON
 import Synchronization
 
 /// A Messages-API-compatible server for tests, the demo and the benchmark.
 ///
-/// `POST /v1/messages` answers after a lognormal latency (slept with `Task.sleep`, so thousands of
+/// `POST /v1/messages` answers after a lognormal latency (a timer on an event loop, so thousands of
 /// slow requests in flight cost only memory), injects 500 / 529 at the configured rates and 429 with
 /// `retry-after` above the rate limit. `GET /healthz` answers `ok`; `GET /stats` the counters as JSON.
 public final class MockLLMServer: Sendable {
@@ -173,7 +174,7 @@ public final class MockLLMServer: Sendable {
             }
             if decision.delaySeconds > 0 {
                 // A client that gives up cancels this handler; the answer is then simply not sent.
-                try? await Task.sleep(for: .seconds(decision.delaySeconds))
+                await Self.wait(seconds: decision.delaySeconds)
             }
             guard decision.status == 200 else {
                 behaviour.finish(status: decision.status, latencySeconds: decision.delaySeconds)
@@ -189,6 +190,18 @@ public final class MockLLMServer: Sendable {
             return Self.json(status: 200, response)
         }
         return router
+    }
+
+    /// Waits on an event-loop timer rather than `Task.sleep`, whose timers cost the mock about 100 µs
+    /// of CPU each with thousands pending (`shardflow bench-llm-calls` measures the difference).
+    private static func wait(seconds: Double) async {
+        let timer = MultiThreadedEventLoopGroup.singleton.any()
+            .scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {}
+        await withTaskCancellationHandler {
+            _ = try? await timer.futureResult.get()
+        } onCancel: {
+            timer.cancel()
+        }
     }
 
     private static func header(_ name: String, in fields: HTTPFields) -> String? {

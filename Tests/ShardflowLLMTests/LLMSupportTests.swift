@@ -11,9 +11,10 @@ struct LLMSupportTests {
         #expect(parseDuration("2.5s") == .milliseconds(2_500))
         #expect(parseDuration("2m") == .seconds(120))
         #expect(parseDuration("1h") == .seconds(3_600))
+        #expect(parseDuration("7d") == .seconds(604_800))
         #expect(parseDuration("0") == .zero)
         #expect(parseDuration(" 4s ") == .seconds(4))
-        for bad in ["", "s", "10", "-1s", "1.2.3s", "1d", "abc", "1e3ms", "nan s"] {
+        for bad in ["", "s", "10", "-1s", "1.2.3s", "1w", "abc", "1e3ms", "nan s"] {
             #expect(parseDuration(bad) == nil, "\(bad) should not parse")
         }
     }

@@ -146,10 +146,11 @@ public final class Shard: Sendable {
             return true
         }
         guard shouldStart else { return }
-        let loops = [
+        var loops = [
             Task { await self.workLoop() },
             Task { await self.timerLoop() },
         ]
+        if configuration.retention != nil { loops.append(Task { await self.retentionLoop() }) }
         runtime.withLock { $0.loops = loops }
     }
 

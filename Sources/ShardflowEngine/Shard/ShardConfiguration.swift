@@ -20,10 +20,18 @@ public struct ShardConfiguration: Sendable {
     /// smaller than that evicts each body just before it is needed. The process-wide bound
     /// (`ExecutionCache.processLimit`) is what caps memory.
     public var executionCacheCapacity: Int = 20_000
+    /// How long a finished workflow (with its journal) stays in the store after it completed; nil
+    /// keeps it forever. Control-command answers and events for workflows that never started are
+    /// dropped after the same time. A start repeated after this (a new message, not a redelivery:
+    /// consumed offsets are stored) runs the workflow again.
+    public var retention: Duration? = .seconds(7 * 24 * 3600)
+    /// How often the shard looks for finished workflows past their retention.
+    public var retentionSweepInterval: Duration = .seconds(60)
 
     public init(maxConcurrency: Int = 50, claimLimit: Int = 50, outboxHighWater: Int = 20_000,
                 maxMessageBytes: Int = 1 << 20, defaultRetry: RetryPolicy = .standard,
-                replayBatchSize: Int = 64, recordBatchSize: Int = 256, executionCacheCapacity: Int = 20_000) {
+                replayBatchSize: Int = 64, recordBatchSize: Int = 256, executionCacheCapacity: Int = 20_000,
+                retention: Duration? = .seconds(7 * 24 * 3600)) {
         self.maxConcurrency = max(1, maxConcurrency)
         self.claimLimit = max(1, claimLimit)
         self.outboxHighWater = max(1, outboxHighWater)
@@ -32,5 +40,6 @@ public struct ShardConfiguration: Sendable {
         self.replayBatchSize = max(1, replayBatchSize)
         self.recordBatchSize = max(1, recordBatchSize)
         self.executionCacheCapacity = max(0, executionCacheCapacity)
+        self.retention = retention.map { max(.zero, $0) }
     }
 }

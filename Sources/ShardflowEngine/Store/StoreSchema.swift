@@ -117,6 +117,13 @@ enum StoreSchema {
                 CREATE INDEX tasks_backing_off ON tasks(readyAt) WHERE state = 'queued' AND readyAt > enqueuedAt;
                 """)
         }
+        migrator.registerMigration("v3-finished-workflows-index") { db in
+            // The retention sweep finds finished workflows by completion time without reading the
+            // running ones or the whole table.
+            try db.execute(sql: """
+                CREATE INDEX workflows_finished ON workflows(completedAt) WHERE status <> 'running';
+                """)
+        }
         return migrator
     }
 }

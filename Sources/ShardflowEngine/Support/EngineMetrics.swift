@@ -10,6 +10,7 @@ struct EngineMetrics: Sendable {
     let stepsFailed: Counter
     let stepRetries: Counter
     let deadLetters: Counter
+    let workflowsPruned: Counter
     let stepDuration: Metrics.Timer
     let workflowDuration: Metrics.Timer
     let replayDuration: Metrics.Timer
@@ -24,6 +25,7 @@ struct EngineMetrics: Sendable {
         stepsFailed = Counter(label: "shardflow_steps_total", dimensions: [shardDimension, ("status", "failed")])
         stepRetries = Counter(label: "shardflow_step_retries_total", dimensions: [shardDimension])
         deadLetters = Counter(label: "shardflow_dead_letters_total", dimensions: [shardDimension])
+        workflowsPruned = Counter(label: "shardflow_workflows_pruned_total", dimensions: [shardDimension])
         stepDuration = Metrics.Timer(label: "shardflow_step_duration_seconds", dimensions: [shardDimension])
         workflowDuration = Metrics.Timer(label: "shardflow_workflow_duration_seconds", dimensions: [shardDimension])
         replayDuration = Metrics.Timer(label: "shardflow_replay_duration_seconds", dimensions: [shardDimension])

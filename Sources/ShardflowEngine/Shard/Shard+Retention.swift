@@ -1,0 +1,51 @@
+import GRDB
+
+/// Retention: finished workflows leave the store some time after they completed, so a store holds
+/// what is running plus a bounded history instead of everything it ever ran.
+extension Shard {
+    /// Sweeps every `retentionSweepInterval` until the shard stops.
+    func retentionLoop() async {
+        while !isClosing && !Task.isCancelled {
+            do {
+                var pruned = 0
+                // Small transactions, so the work loop is never held up for long.
+                while !isClosing, !Task.isCancelled {
+                    let batch = try pruneFinished(limit: 500)
+                    pruned += batch
+                    if batch < 500 { break }
+                    await Task.yield()
+                }
+                if pruned > 0 { logger.info("pruned \(pruned) finished workflows past retention") }
+            } catch {
+                if isClosing { return }
+                logger.error("retention sweep failed: \(error)")
+            }
+            try? await Task.sleep(for: configuration.retentionSweepInterval)
+        }
+    }
+
+    /// Deletes up to `limit` workflows that finished before `now - retention`, with their journals,
+    /// and control-command answers and orphan events older than that. Returns how many workflows.
+    @discardableResult
+    func pruneFinished(limit: Int) throws -> Int {
+        guard let retention = configuration.retention else { return 0 }
+        let cutoff = clock.nowMilliseconds() - retention.milliseconds
+        let pruned = try write { db -> Int in
+            let ids = try db.rows("""
+                SELECT id FROM workflows WHERE status <> 'running' AND completedAt < ? ORDER BY completedAt LIMIT ?
+                """, cutoff, limit) { $0[0] as String }
+            for id in ids {
+                try db.run("DELETE FROM journal WHERE workflowId = ?", id)
+                try db.run("DELETE FROM workflows WHERE id = ?", id)
+            }
+            try db.run("DELETE FROM control_commands WHERE appliedAt < ?", cutoff)
+            // Events kept for a workflow that has not started (an event may come first) wait this long.
+            try db.run("""
+                DELETE FROM events WHERE receivedAt < ? AND NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = events.workflowId)
+                """, cutoff)
+            return ids.count
+        }
+        metrics.workflowsPruned.increment(by: pruned)
+        return pruned
+    }
+}
