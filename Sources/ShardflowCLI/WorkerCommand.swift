@@ -19,7 +19,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Tasks taken by one claim (I5).") var claimLimit: Int = 50
     @Option(help: "The executor stops claiming while a shard's outbox holds more rows than this.")
     var outboxHighWater: Int = 20_000
-    @Option(help: "How long a finished workflow stays in its store (e.g. 7d, 12h); 0 keeps it forever.",
+    @Option(help: "How long a finished workflow and its journal stay in the store (e.g. 7d, 12h); 0 keeps them forever.",
             transform: DurationArgument.parse)
     var retention: Duration = .seconds(7 * 24 * 3600)
     @Option(help: "Seconds in-flight steps may take to finish on revoke or shutdown.") var drainTimeout: Int = 30

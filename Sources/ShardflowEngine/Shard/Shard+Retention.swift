@@ -24,8 +24,10 @@ extension Shard {
         }
     }
 
-    /// Deletes up to `limit` workflows that finished before `now - retention`, with their journals,
-    /// and control-command answers and orphan events older than that. Returns how many workflows.
+    /// Deletes up to `limit` workflows that finished before `now - retention`, with their journals.
+    /// Returns how many. Control-command answers stay (the contract answers a repeated commandId
+    /// again however late it comes), and so do events for workflows not started yet (kept until the
+    /// workflow asks for them).
     @discardableResult
     func pruneFinished(limit: Int) throws -> Int {
         guard let retention = configuration.retention else { return 0 }
@@ -38,11 +40,6 @@ extension Shard {
                 try db.run("DELETE FROM journal WHERE workflowId = ?", id)
                 try db.run("DELETE FROM workflows WHERE id = ?", id)
             }
-            try db.run("DELETE FROM control_commands WHERE appliedAt < ?", cutoff)
-            // Events kept for a workflow that has not started (an event may come first) wait this long.
-            try db.run("""
-                DELETE FROM events WHERE receivedAt < ? AND NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = events.workflowId)
-                """, cutoff)
             return ids.count
         }
         metrics.workflowsPruned.increment(by: pruned)

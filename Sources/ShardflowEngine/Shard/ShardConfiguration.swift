@@ -21,9 +21,8 @@ public struct ShardConfiguration: Sendable {
     /// (`ExecutionCache.processLimit`) is what caps memory.
     public var executionCacheCapacity: Int = 20_000
     /// How long a finished workflow (with its journal) stays in the store after it completed; nil
-    /// keeps it forever. Control-command answers and events for workflows that never started are
-    /// dropped after the same time. A start repeated after this (a new message, not a redelivery:
-    /// consumed offsets are stored) runs the workflow again.
+    /// keeps it forever. A start repeated after this (a new message, not a redelivery: consumed
+    /// offsets are stored) runs the workflow again.
     public var retention: Duration? = .seconds(7 * 24 * 3600)
     /// How often the shard looks for finished workflows past their retention.
     public var retentionSweepInterval: Duration = .seconds(60)
