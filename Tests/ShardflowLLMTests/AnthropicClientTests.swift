@@ -184,7 +184,8 @@ struct AnthropicClientTests {
         let mock = MockLLMConfiguration(port: 0, latencyMedian: .milliseconds(200), latencyP99: .milliseconds(400))
         let client = AnthropicClientConfiguration(maxRetries: 0, maxConcurrentConnections: 300)
         let (completions, stats) = try await withMockLLM(mock, client: client) { server, client in
-            #expect(client.poolCount == 2, "300 connections are split over two pools of at most 256")
+            #expect(AnthropicClient.connectionsPerPool == 64)
+            #expect(client.poolCount == 5, "300 connections are split over five pools of at most 64")
             let completions = try await withThrowingTaskGroup(of: LLMCompletion.self) { group in
                 for i in 0..<300 {
                     group.addTask { try await client.complete(LLMRequest(model: "m", prompt: "call \(i)", maxTokens: 64)) }

@@ -125,15 +125,16 @@ extension Integration {
             #expect(cleared.affected.tasks == 20)
             #expect(cleared.stuckWorkflows == 20)
 
-            // Replay rows live for milliseconds; clear while a large batch of starts is being replayed, and keep
-            // clearing until a command catches some.
-            let burst = Self.noop(3_000, prefix: "replays")
-            try await client.startAll(burst)
+            // Replay rows live for milliseconds; clear while a large batch of starts is being published and
+            // replayed, and keep clearing until a command catches some. (Fewer than the audit's 10,000-name cap.)
+            let burst = Self.noop(8_000, prefix: "replays")
+            let publishing = Task { try await client.startAll(burst) }
             var last = cleared
-            for _ in 0..<20 where last.stuckWorkflows == 20 {
+            for _ in 0..<60 where last.stuckWorkflows == 20 {
                 last = try await Self.command(cluster, .clearReplayQueue)
                 #expect(last.status == .applied)
             }
+            try await publishing.value
             await client.close()
             #expect(last.stuckWorkflows > 20, "no replay row was caught by clearReplayQueue")
             try await Task.sleep(for: .seconds(1))
