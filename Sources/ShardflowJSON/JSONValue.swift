@@ -11,6 +11,10 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
     case array([JSONValue])
     case object([String: JSONValue])
 
+    /// The deepest nesting of arrays and objects `parse` accepts (`[[1]]` is 2 levels); deeper input is
+    /// an error, so no parsed value can drive the recursive writer, coder or `==` off the stack.
+    public static let maxNestingDepth = 128
+
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
@@ -84,7 +88,7 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
     public var int64Value: Int64? {
         switch self {
         case .int(let value): return value
-        case .double(let value) where value.rounded() == value && abs(value) < 9.0e15: return Int64(value)
+        case .double(let value) where abs(value) < 9.0e15: return Int64(exactly: value)
         default: return nil
         }
     }

@@ -29,7 +29,13 @@ public struct JSONValueDecoder: Sendable {
             }
             return url as! T
         }
-        if T.self == Decimal.self { return Decimal(try double(value, at: path)) as! T }
+        if T.self == Decimal.self {
+            let decimal = Decimal(try double(value, at: path))
+            guard !decimal.isNaN else {
+                throw DecodingError.dataCorrupted(.init(codingPath: path, debugDescription: "number does not fit in Decimal"))
+            }
+            return decimal as! T
+        }
         return try T(from: TreeDecoder(value: value, codingPath: path))
     }
 
@@ -62,6 +68,16 @@ public struct JSONValueDecoder: Sendable {
         case .double(let number): return number
         default: throw mismatch(Double.self, value, at: path)
         }
+    }
+
+    /// Like `JSONDecoder`: a finite double beyond `Float`'s range is an error, not infinity.
+    fileprivate static func float(_ value: JSONValue, at path: [any CodingKey]) throws -> Float {
+        let number = try double(value, at: path)
+        let float = Float(number)
+        guard float.isFinite else {
+            throw DecodingError.dataCorrupted(.init(codingPath: path, debugDescription: "number does not fit in Float"))
+        }
+        return float
     }
 
     fileprivate static func integer<I: FixedWidthInteger>(_ type: I.Type, _ value: JSONValue, at path: [any CodingKey]) throws -> I {
@@ -104,7 +120,7 @@ private struct TreeDecoder: Decoder, SingleValueDecodingContainer {
     func decode(_ type: Bool.Type) throws -> Bool { try JSONValueDecoder.bool(value, at: codingPath) }
     func decode(_ type: String.Type) throws -> String { try JSONValueDecoder.string(value, at: codingPath) }
     func decode(_ type: Double.Type) throws -> Double { try JSONValueDecoder.double(value, at: codingPath) }
-    func decode(_ type: Float.Type) throws -> Float { Float(try JSONValueDecoder.double(value, at: codingPath)) }
+    func decode(_ type: Float.Type) throws -> Float { try JSONValueDecoder.float(value, at: codingPath) }
     func decode(_ type: Int.Type) throws -> Int { try JSONValueDecoder.integer(type, value, at: codingPath) }
     func decode(_ type: Int8.Type) throws -> Int8 { try JSONValueDecoder.integer(type, value, at: codingPath) }
     func decode(_ type: Int16.Type) throws -> Int16 { try JSONValueDecoder.integer(type, value, at: codingPath) }

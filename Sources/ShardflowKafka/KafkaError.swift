@@ -37,6 +37,18 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable, Equatable {
         KafkaError(RD_KAFKA_RESP_ERR__INVALID_ARG, message: message)
     }
 
+    /// Whether publishing the same message again can never succeed: it is too large for the client or
+    /// the topic, malformed, or names an invalid topic. (An unknown topic, a missing permission or a
+    /// broker away can each be fixed while the message waits, so they are not permanent.)
+    public var isPermanentForMessage: Bool {
+        let permanent: [rd_kafka_resp_err_t] = [
+            RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE,
+            RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE, RD_KAFKA_RESP_ERR_INVALID_MSG, RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION,
+            RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR__INVALID_ARG, RD_KAFKA_RESP_ERR__BAD_MSG,
+        ]
+        return permanent.contains { $0.rawValue == code }
+    }
+
     /// Whether `code` is `RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS`.
     public var isTopicAlreadyExists: Bool { code == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS.rawValue }
 }

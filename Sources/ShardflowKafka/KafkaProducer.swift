@@ -11,6 +11,8 @@ public final class KafkaProducer: Sendable, Service {
         "enable.idempotence": "true",
         "partitioner": "murmur2_random",
         "linger.ms": "5",
+        // Apache Kafka's default topic max.message.bytes: a message the topic takes, the client sends.
+        "message.max.bytes": "1048588",
     ]
 
     private let client: NativeClient

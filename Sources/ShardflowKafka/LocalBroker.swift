@@ -11,14 +11,36 @@ public struct LocalBrokerError: Error, CustomStringConvertible, Sendable {
     public let description: String
 }
 
-/// A Tansu broker (in-memory storage) on a free loopback port, for tests, the demo and the
-/// benchmark. It runs as a `ChildProcess`, so the kernel kills it if this process dies for any reason;
-/// `stop()` (and deinit) end it with SIGTERM, then SIGKILL, and reap it.
+/// A Tansu broker on a free loopback port, for tests, the demo and the benchmark. It runs as a
+/// `ChildProcess`, so the kernel kills it if this process dies for any reason; `stop()` (and deinit) end it
+/// with SIGTERM, then SIGKILL, and reap it.
+///
+/// With `.memory` storage (the default) a stopped broker loses everything. With `.objectStore` the broker
+/// keeps its topics, records and committed offsets in a `LocalObjectStore` (an S3 server child process)
+/// that lives as long as this object, so fault tests can `kill()` (kill -9), `stop()`, `pause()` and
+/// `start()` the broker again on the same port and find their data back.
 public final class LocalBroker: Sendable {
-    /// The loopback port; kept across `stop()` / `start()`.
+    /// Where the broker keeps its data.
+    public enum Storage: Sendable, Equatable {
+        /// Tansu's in-memory engine: gone when the broker process ends.
+        case memory
+        /// Tansu's `s3://` engine against a loopback object store that outlives broker restarts (not this
+        /// object). A produce or commit round trip takes about 10 to 25 ms instead of well under one, and
+        /// throughput is about a thousand records per second: for fault drills, not benchmarks.
+        case objectStore
+    }
+
+    /// The loopback port; kept across `stop()` / `kill()` / `start()`.
     public let port: Int
     public let executable: String
+    public let storage: Storage
+    /// The object store behind `.objectStore` storage (nil for `.memory`); started by the first `start()`,
+    /// stopped when this broker is deinitialised or `shutdown()`.
+    public let objectStore: LocalObjectStore?
     public var bootstrapServers: String { "127.0.0.1:\(port)" }
+
+    /// The bucket of `.objectStore` storage.
+    public static let bucket = "shardflow"
 
     /// Client properties suited to Tansu: it answers a group's JoinGroup only after about half the
     /// session timeout, so librdkafka's 45 s default would make every (re)join take 23 s.
@@ -33,6 +55,7 @@ public final class LocalBroker: Sendable {
     private let lock = ConditionLock()
     // `nonisolated(unsafe)`: only touched while `lock` is held.
     nonisolated(unsafe) private var running: ChildProcess?
+    nonisolated(unsafe) private var paused = false
 
     /// Finds the broker binary: `$SHARDFLOW_TANSU`, else `.tools/bin/tansu` under the current directory.
     public static func locateExecutable() throws -> String {
@@ -51,17 +74,24 @@ public final class LocalBroker: Sendable {
         return path
     }
 
-    /// Picks a free port and the broker binary; call `start()` to run it.
-    public init(executable: String? = nil, port: Int? = nil, logger: Logger = Logger(label: "shardflow.local-broker")) throws {
+    /// Picks a free port and the broker binary (and, for `.objectStore`, the object store's); call `start()` to run it.
+    public init(executable: String? = nil, port: Int? = nil, storage: Storage = .memory,
+                logger: Logger = Logger(label: "shardflow.local-broker")) throws {
         self.executable = try executable ?? Self.locateExecutable()
         self.port = try port ?? Self.freeLoopbackPort()
+        self.storage = storage
+        switch storage {
+        case .memory: objectStore = nil
+        case .objectStore: objectStore = try LocalObjectStore(bucket: Self.bucket, logger: logger)
+        }
         self.logger = logger
     }
 
     /// Starts a broker and waits until it is running.
-    public static func started(logger: Logger = Logger(label: "shardflow.local-broker")) async throws -> LocalBroker {
+    public static func started(storage: Storage = .memory,
+                               logger: Logger = Logger(label: "shardflow.local-broker")) async throws -> LocalBroker {
         try Librdkafka.requireSupportedVersion()
-        let broker = try LocalBroker(logger: logger)
+        let broker = try LocalBroker(storage: storage, logger: logger)
         try await broker.start()
         return broker
     }
@@ -70,24 +100,38 @@ public final class LocalBroker: Sendable {
         stopNow()
     }
 
-    /// Starts the broker (if not running) and returns once it answers a metadata request.
+    /// Starts the broker (if not running; resumes it if paused) and returns once it answers a metadata
+    /// request. After `stop()` or `kill()` it starts again on the same port, with the same storage.
     public func start(timeout: Duration = .seconds(20)) async throws {
-        let broker: ChildProcess = try lock.withLock {
-            if let running { return running }
-            let url = "tcp://127.0.0.1:\(port)"
-            let started = try ChildProcess(arguments: [
-                executable, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
-            ])
-            running = started
-            return started
-        }
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
+        var arguments: [String] = []
+        if let objectStore {
+            try await objectStore.start(timeout: timeout)
+            // `env` execs the broker, so the child's pid (and its death signal) stay the broker's.
+            arguments = ["env", "-u", "AWS_PROFILE", "-u", "AWS_SESSION_TOKEN"]
+                + objectStore.clientEnvironment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        }
+        let url = "tcp://127.0.0.1:\(port)"
+        arguments += [
+            executable, "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", objectStore.map { "s3://\($0.bucket)/" } ?? "memory://tansu/",
+        ]
+        var launches = 0
+        var broker = try launch(arguments, launches: &launches)
         while clock.now < deadline {
             if broker.hasExited {
-                stopNow()
-                throw LocalBrokerError(description: "the Tansu broker (\(executable)) exited right after starting on port \(port)")
+                // Retried a few times: after a kill the port can be taken for a moment (e.g. by a client's
+                // outgoing connection that was given it as its local port).
+                let status = await broker.waitForExit()
+                lock.withLock { if running === broker { running = nil } }
+                guard launches < 3 else {
+                    throw LocalBrokerError(description: "the Tansu broker (\(executable)) exited with status \(status) right after starting on port \(port)")
+                }
+                logger.debug("local broker exited on start; retrying", metadata: ["status": "\(status)", "port": "\(port)"])
+                try await Task.sleep(for: .milliseconds(300))
+                broker = try launch(arguments, launches: &launches)
+                continue
             }
             if await Self.answersMetadata(bootstrapServers) {
                 logger.debug("local broker ready", metadata: ["bootstrap": "\(bootstrapServers)"])
@@ -99,18 +143,83 @@ public final class LocalBroker: Sendable {
         throw LocalBrokerError(description: "the Tansu broker on port \(port) did not answer within \(timeout)")
     }
 
-    /// Terminates the broker (SIGTERM, then SIGKILL after 1 s) and reaps it. The port stays reserved for `start()`.
+    /// The running broker (resumed if paused), else a new one from `arguments`.
+    private func launch(_ arguments: [String], launches: inout Int) throws -> ChildProcess {
+        try lock.withLock {
+            if let running, !running.hasExited {
+                if paused {
+                    running.signal(SIGCONT)
+                    paused = false
+                }
+                return running
+            }
+            launches += 1
+            let started = try ChildProcess(arguments: arguments)
+            running = started
+            paused = false
+            return started
+        }
+    }
+
+    /// Terminates the broker (SIGTERM, then SIGKILL after 1 s) and reaps it. The port stays reserved for
+    /// `start()`, and `.objectStore` data stays for it too.
     public func stop() async {
         stopNow()
     }
 
-    public var isRunning: Bool { lock.withLock { running.map { !$0.hasExited } ?? false } }
-
-    private func stopNow() {
+    /// Kills the broker with SIGKILL (what `kill -9` does: no flush, no goodbye to clients) and waits until it
+    /// is reaped. The port and any `.objectStore` data stay for `start()`.
+    public func kill() async {
         let broker: ChildProcess? = lock.withLock {
-            defer { running = nil }
+            defer {
+                running = nil
+                paused = false
+            }
             return running
         }
+        guard let broker else { return }
+        broker.kill()
+        await broker.waitForExit()
+    }
+
+    /// Freezes the broker with SIGSTOP: its connections stay open but nothing answers, as with a hung
+    /// process or a network partition. `resume()` (or `start()`) lets it go on.
+    public func pause() {
+        lock.withLock {
+            guard let running, !running.hasExited, !paused else { return }
+            running.signal(SIGSTOP)
+            paused = true
+        }
+    }
+
+    /// Lets a paused broker go on (SIGCONT).
+    public func resume() {
+        lock.withLock {
+            guard let running, paused else { return }
+            running.signal(SIGCONT)
+            paused = false
+        }
+    }
+
+    public var isRunning: Bool { lock.withLock { running.map { !$0.hasExited } ?? false } }
+    public var isPaused: Bool { lock.withLock { paused && running.map { !$0.hasExited } ?? false } }
+
+    /// Stops the broker and the object store of `.objectStore` storage, whose data is then gone (deinit
+    /// does the same). A later `start()` begins with empty storage.
+    public func shutdown() async {
+        stopNow()
+        await objectStore?.stop()
+    }
+
+    private func stopNow() {
+        let (broker, wasPaused): (ChildProcess?, Bool) = lock.withLock {
+            defer {
+                running = nil
+                paused = false
+            }
+            return (running, paused)
+        }
+        if wasPaused { broker?.signal(SIGCONT) }
         broker?.terminateNow(grace: .seconds(1))
     }
 

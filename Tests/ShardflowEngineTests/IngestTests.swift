@@ -14,11 +14,11 @@ import Testing
             factory.raw([0xff, 0xfe, 0x7b], key: "k2"),
             factory.raw(Array(#"{"type":"start","workflow":"noop","args":{}}"#.utf8)),
             factory.raw(Array(#"{"type":"launch","workflowId":"a"}"#.utf8)),
-            factory.raw(Array(#"{"type":"start","workflowId":"a","workflow":"nope","args":{}}"#.utf8)),
+            factory.raw(Array(#"{"type":"start","workflowId":"a","workflow":"nope","args":{}}"#.utf8), key: "a"),
             factory.raw(Array(#"{"type":"start","workflowId":"bad id!","workflow":"noop","args":{"steps":1}}"#.utf8)),
             factory.raw(Array(("{\"type\":\"start\",\"workflowId\":\"big\",\"workflow\":\"noop\",\"args\":\"" + String(repeating: "x", count: 400) + "\"}").utf8)),
             factory.raw([]),
-            factory.raw(Array(#"{"type":"start","workflowId":"args","workflow":"noop","args":"not an object"}"#.utf8)),
+            factory.raw(Array(#"{"type":"start","workflowId":"args","workflow":"noop","args":"not an object"}"#.utf8), key: "args"),
             factory.raw(Array("[1,2]".utf8)),
         ]
         let summary = try await shard.ingest(messages)

@@ -16,7 +16,7 @@ import Testing
         var factory = MessageFactory()
         let early = EventMessage(workflowId: "ghost", name: "approval", value: .null)
         _ = try await shard.ingest((0..<3).map { factory.start("done-\($0)", "noop", .object(["steps": .int(2)])) }
-            + [factory.start("waiting", "waiter", .int(0)), factory.raw(try early.contractJSON()),
+            + [factory.start("waiting", "waiter", .int(0)), factory.raw(try early.contractJSON(), key: early.workflowId),
                factory.control(#"{"type":"resumeExecutors","shard":0,"commandId":"cmd-1"}"#)])
         let reader = OutboxReader(shard)
         try await reader.waitForCompletions(3)

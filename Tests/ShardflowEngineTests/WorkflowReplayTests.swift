@@ -94,7 +94,7 @@ import Testing
         let clock = ManualEngineClock()
         try await withShard(clock: clock) { shard, reader, factory in
             let early = EventMessage(workflowId: "early", name: "approval", value: .object(["ok": .bool(true)]))
-            _ = try await shard.ingest([factory.raw(try early.contractJSON()), factory.start("early", "waiter", .int(0)),
+            _ = try await shard.ingest([factory.raw(try early.contractJSON(), key: early.workflowId), factory.start("early", "waiter", .int(0)),
                                         factory.start("late", "waiter", .int(0)), factory.start("timeout", "waiter", .int(30))])
             try await eventually { try shard.stats().eventWaits == 2 }
             #expect(try shard.stats().eventWaits == 2)
@@ -114,7 +114,7 @@ import Testing
             _ = try await shard.ingest([factory.start("c-1", "waiter", .int(0))])
             try await eventually { try shard.stats().eventWaits == 1 }
             let cancel = CancelMessage(workflowId: "c-1", reason: "no longer needed")
-            _ = try await shard.ingest([factory.raw(try cancel.contractJSON()), factory.raw(try cancel.contractJSON())])
+            _ = try await shard.ingest([factory.raw(try cancel.contractJSON(), key: cancel.workflowId), factory.raw(try cancel.contractJSON(), key: cancel.workflowId)])
             try await reader.waitForCompletions(1)
             try reader.drain()
             #expect(reader.completions["c-1"]?.count == 1)

@@ -6,13 +6,13 @@ import ShardflowJSON
 public enum InspectRendering {
     public static func shards(_ stats: [ShardStats]) -> String {
         var rows = [["shard", "epoch", "executor", "queued", "running", "replay", "outbox", "timers", "waits",
-                     "workflows by status", "oldest queued createdAt"]]
+                     "quarantined", "workflows by status", "oldest queued createdAt"]]
         for s in stats {
             let statuses = s.workflowsByStatus.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                 .joined(separator: " ")
             rows.append([String(s.shard), String(s.epoch), s.executorState.rawValue, String(s.queuedTasks),
                          String(s.runningTasks), String(s.replayQueueDepth), String(s.outboxDepth), String(s.timers),
-                         String(s.eventWaits), statuses.isEmpty ? "-" : statuses,
+                         String(s.eventWaits), String(s.quarantinedWorkflows), statuses.isEmpty ? "-" : statuses,
                          s.oldestQueuedCreatedAt.map(timestamp) ?? "-"])
         }
         return table(rows)
@@ -60,10 +60,19 @@ public enum InspectRendering {
             for (table, count) in report.orphanRows.sorted(by: { $0.key < $1.key }) where count > 0 {
                 lines.append("shard \(report.shard): \(count) rows of \(table) point at nothing")
             }
+            if report.outboxTooOld, let age = report.oldestOutboxAgeMilliseconds {
+                lines.append("shard \(report.shard): the oldest outbox row has waited \(age / 1000) s to be published (limit \(report.outboxAgeLimitMilliseconds / 1000) s): its messages are not getting out")
+            }
+        }
+        for report in reports where !report.quarantinedWorkflows.isEmpty {
+            lines.append("shard \(report.shard): \(report.quarantinedWorkflows.count) quarantined workflows (failed: their code stopped the worker): "
+                         + report.quarantinedWorkflows.prefix(20).joined(separator: ", ")
+                         + (report.quarantinedWorkflows.count > 20 ? ", …" : ""))
         }
         let stuck = reports.reduce(0) { $0 + $1.stuckWorkflows.count }
         let broken = reports.filter { !$0.isHealthy }.count
-        lines.append("\(reports.count) shards checked: \(broken) with problems, \(stuck) stuck workflows")
+        let quarantined = reports.reduce(0) { $0 + $1.quarantinedWorkflows.count }
+        lines.append("\(reports.count) shards checked: \(broken) with problems, \(stuck) stuck workflows, \(quarantined) quarantined")
         return lines.joined(separator: "\n")
     }
 

@@ -63,15 +63,21 @@ struct OutboxPublisher: Sendable {
         var delivered: [Int64] = []
         delivered.reserveCapacity(rows.count)
         var firstError: KafkaError?
+        var refused: [(OutboxRecord, KafkaError)] = []
         for (row, result) in zip(rows, results) {
             switch result {
             case .success: delivered.append(row.id)
+            case .failure(let error) where error.isPermanentForMessage: refused.append((row, error))
             case .failure(let error): firstError = firstError ?? error
             }
         }
         try shard.acknowledgeOutbox(ids: delivered)
+        // Publishing these again can never succeed: each becomes a dead letter, so nothing loops.
+        for (row, error) in refused {
+            _ = try shard.replaceRefusedOutboxRow(id: row.id, topicName: topic(of: row.topic), error: error.description)
+        }
         if let firstError { throw firstError }
-        return delivered.count
+        return delivered.count + refused.count
     }
 
     private func topic(of outbox: OutboxTopic) -> String {

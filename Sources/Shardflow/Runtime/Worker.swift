@@ -19,6 +19,8 @@ public final class Worker: Service, Sendable {
     private let registry: WorkflowRegistry
     private let logger: Logger
     private let state = Mutex(State())
+    /// The workflows topic's partition count, read from the broker before any shard opens (the routing check).
+    private let partitionCount = Mutex<Int?>(nil)
 
     private struct OwnedShard: Sendable {
         let shard: Shard
@@ -56,6 +58,20 @@ public final class Worker: Service, Sendable {
         let admin = try KafkaAdmin(configuration: configuration.kafka, requestTimeout: .seconds(5), logger: logger)
         let consumer = try KafkaConsumer(configuration: configuration.kafka, groupID: configuration.groupID, logger: logger)
         let control = try KafkaPartitionConsumer(configuration: configuration.kafka, logger: logger)
+        // Every shard checks that a message was read from the partition its workflowId maps to, which
+        // needs the partition count; a worker that cannot learn it does not start.
+        var warned = false
+        while !Task.isCancelled {
+            do {
+                let partitions = try await admin.partitionCount(topic: topics.workflows)
+                partitionCount.withLock { $0 = partitions }
+                break
+            } catch {
+                if !warned { logger.warning("waiting for topic \(topics.workflows) to be readable: \(error)") }
+                warned = true
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
         try consumer.subscribe(topics: [topics.workflows])
         logger.info("worker started", metadata: [
             "group": "\(configuration.groupID)", "topic": "\(topics.workflows)",
@@ -259,10 +275,12 @@ public final class Worker: Service, Sendable {
     private func open(_ number: Int) async -> Shard? {
         let deadline = ContinuousClock.now.advanced(by: configuration.shardOpenTimeout)
         var warned = false
+        var shardConfiguration = configuration.shard
+        shardConfiguration.workflowsPartitionCount = partitionCount.withLock { $0 }
         while !Task.isCancelled {
             do {
                 return try await Shard.open(directory: configuration.dataDirectory, shard: number, registry: registry,
-                                            configuration: configuration.shard, logger: logger)
+                                            configuration: shardConfiguration, logger: logger)
             } catch ShardError.locked {
                 if ContinuousClock.now > deadline {
                     logger.error("shard \(number): store still locked by another owner after \(configuration.shardOpenTimeout); not running it")
@@ -336,6 +354,10 @@ public final class Worker: Service, Sendable {
                 Gauge(label: "shardflow_replay_queue_depth", dimensions: dimensions).record(stats.replayQueueDepth)
                 Gauge(label: "shardflow_outbox_depth", dimensions: dimensions).record(stats.outboxDepth)
                 Gauge(label: "shardflow_epoch", dimensions: dimensions).record(stats.epoch)
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                Gauge(label: "shardflow_outbox_oldest_age_seconds", dimensions: dimensions)
+                    .record(Double(stats.oldestOutboxCreatedAt.map { max(0, now - $0) } ?? 0) / 1000)
+                Gauge(label: "shardflow_quarantined_workflows", dimensions: dimensions).record(stats.quarantinedWorkflows)
                 if let high = consumer.cachedHighWatermark(topic: configuration.topics.workflows, partition: Int32(number)) {
                     let lag = max(0, high - (stats.nextWorkflowsOffset ?? 0))
                     Gauge(label: "shardflow_consumer_lag", dimensions: dimensions).record(lag)

@@ -22,14 +22,20 @@ public enum StockWorkflows {
             try await llm.complete(request)
         }
 
-        registry.registerWorkflow("noop", args: NoopArgs.self, result: NoopResult.self) { ctx, args in
+        registry.registerWorkflow("noop", args: NoopArgs.self, result: NoopResult.self, validate: { args in
+            try InvalidArgs.require("steps", args.steps, in: 0...Limits.maxSteps)
+            try InvalidArgs.require("stepDelayMs", args.stepDelayMs, in: 0...Limits.maxStepDelayMs)
+        }) { ctx, args in
             for index in 0..<args.steps {
                 _ = try await ctx.run("noop", NoopInput(index: index, delayMs: args.stepDelayMs), as: NoopOutput.self)
             }
             return NoopResult(steps: args.steps)
         }
 
-        registry.registerWorkflow("llm-chain", args: ChainArgs.self, result: ChainResult.self) { ctx, args in
+        registry.registerWorkflow("llm-chain", args: ChainArgs.self, result: ChainResult.self, validate: { args in
+            try InvalidArgs.require("steps", args.steps, in: 0...Limits.maxSteps)
+            try InvalidArgs.require("maxTokens", args.maxTokens, in: 1...Limits.maxTokens)
+        }) { ctx, args in
             var answer = args.prompt ?? "Write one sentence about durable workflows."
             var usage = TokenUsage()
             for index in 0..<args.steps {
@@ -44,7 +50,10 @@ public enum StockWorkflows {
             return ChainResult(steps: args.steps, answer: answer, usage: usage)
         }
 
-        registry.registerWorkflow("fanout", args: FanoutArgs.self, result: FanoutResult.self) { ctx, args in
+        registry.registerWorkflow("fanout", args: FanoutArgs.self, result: FanoutResult.self, validate: { args in
+            try InvalidArgs.require("branches", args.branches, in: 0...Limits.maxBranches)
+            try InvalidArgs.require("maxTokens", args.maxTokens, in: 1...Limits.maxTokens)
+        }) { ctx, args in
             let topic = args.prompt ?? "durable workflows"
             let modelName = args.model ?? model
             // Parallel branches: scheduled together, run concurrently, journaled in a deterministic order.
@@ -73,7 +82,12 @@ public enum StockWorkflows {
             return FanoutResult(branches: args.branches, answer: combined.text, usage: usage)
         }
 
-        registry.registerWorkflow("approval", args: ApprovalArgs.self, result: ApprovalResult.self) { ctx, args in
+        registry.registerWorkflow("approval", args: ApprovalArgs.self, result: ApprovalResult.self, validate: { args in
+            try InvalidArgs.require("timeoutSeconds", args.timeoutSeconds, in: 0...Limits.maxTimeoutSeconds)
+            if let event = args.event, event.isEmpty || event.utf8.count > 200 {
+                throw InvalidArgs("event must be 1 to 200 bytes, got \(event.utf8.count)")
+            }
+        }) { ctx, args in
             let decision = try await ctx.waitForEvent(args.event ?? "approval",
                                                       timeout: .seconds(args.timeoutSeconds ?? 3600))
             guard let decision else { return ApprovalResult(approved: false, timedOut: true, decision: nil) }
@@ -85,6 +99,15 @@ public enum StockWorkflows {
             }
             return ApprovalResult(approved: approved, timedOut: false, decision: decision)
         }
+    }
+
+    /// Bounds of the stock workflows' args: beyond them a start is dead-lettered, not run.
+    public enum Limits {
+        public static let maxSteps = 1_000
+        public static let maxBranches = 100
+        public static let maxStepDelayMs = 3_600_000
+        public static let maxTokens = 64_000
+        public static let maxTimeoutSeconds = 366 * 24 * 3600
     }
 }
 

@@ -25,6 +25,11 @@ struct ContractObjectWriter {
 
     mutating func field(_ name: String, _ value: Int) { field(name, Int64(value)) }
 
+    mutating func field(_ name: String, _ value: Bool) {
+        key(name)
+        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+    }
+
     mutating func field(_ name: String, _ value: JSONValue?) {
         key(name)
         JSONText.write(value ?? .null, into: &bytes)
@@ -95,6 +100,11 @@ extension ReplayEvent {
             item.field("name", entry.name)
         }
         writer.field("outcome", outcome.rawValue)
+        if consumedCount != nil || scheduledCount != nil {
+            writer.field("truncated", true)
+            writer.field("consumedCount", consumedCount ?? consumed.count)
+            writer.field("scheduledCount", scheduledCount ?? scheduled.count)
+        }
         return writer.finish()
     }
 }
@@ -130,6 +140,10 @@ extension DeadLetter {
         writer.field("valueEncoding", valueEncoding.rawValue)
         writer.field("error", error)
         writer.field("at", at)
+        writer.field("truncated", truncated ?? false)
+        if let valueBytes { writer.field("valueBytes", valueBytes) }
+        if let valueSha256 { writer.field("valueSha256", valueSha256) }
+        if keyTruncated == true { writer.field("keyTruncated", true) }
         return writer.finish()
     }
 }

@@ -67,6 +67,14 @@ public enum WorkflowMessage: Sendable, Equatable {
     case start(StartMessage)
     case cancel(CancelMessage)
     case event(EventMessage)
+
+    public var workflowId: String {
+        switch self {
+        case .start(let start): start.workflowId
+        case .cancel(let cancel): cancel.workflowId
+        case .event(let event): event.workflowId
+        }
+    }
 }
 
 /// Why an inbound message cannot be applied; `description` is the dead letter's `error`.
@@ -131,7 +139,7 @@ public enum InboundDecoding {
     }
 
     /// Decodes a message of `shardflow.workflows` (without checking that the workflow is registered).
-    public static func workflowMessage(_ value: [UInt8]?, maxBytes: Int = 1 << 20) throws(InboundRejection) -> WorkflowMessage {
+    public static func workflowMessage(_ value: [UInt8]?, maxBytes: Int = MessageLimits.maxInboundBytes) throws(InboundRejection) -> WorkflowMessage {
         let fields = try parseObject(value, maxBytes: maxBytes)
         let type = try string(fields, "type")
         switch type {
@@ -142,14 +150,24 @@ public enum InboundDecoding {
             var createdAt: Int64?
             if let raw = fields["createdAt"], raw != .null {
                 guard let millis = raw.int64Value else { throw InboundRejection("field createdAt must be an integer (milliseconds)") }
+                // A negative time would jump the shard's FIFO queue ahead of every real workflow.
+                guard millis >= 0 else { throw InboundRejection("field createdAt must not be negative (got \(millis))") }
                 createdAt = millis
             }
             return .start(StartMessage(workflowId: id, workflow: workflow, args: args, createdAt: createdAt))
         case "cancel":
-            return .cancel(CancelMessage(workflowId: try workflowId(fields), reason: try optionalString(fields, "reason")))
+            let id = try workflowId(fields)
+            let reason = try optionalString(fields, "reason")
+            if let reason, reason.utf8.count > MessageLimits.maxReasonBytes {
+                throw InboundRejection("field reason is \(reason.utf8.count) bytes, more than the \(MessageLimits.maxReasonBytes) byte limit")
+            }
+            return .cancel(CancelMessage(workflowId: id, reason: reason))
         case "event":
             let id = try workflowId(fields)
             let name = try string(fields, "name")
+            guard !name.isEmpty, name.utf8.count <= MessageLimits.maxEventNameBytes else {
+                throw InboundRejection("field name must be 1 to \(MessageLimits.maxEventNameBytes) bytes (got \(name.utf8.count))")
+            }
             return .event(EventMessage(workflowId: id, name: name, value: fields["value"] ?? .null))
         default:
             throw InboundRejection("unknown type \"\(type.prefix(100))\"")

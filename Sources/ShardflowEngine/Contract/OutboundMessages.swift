@@ -95,6 +95,10 @@ public struct ReplayEvent: Sendable, Equatable, Decodable {
     public var consumed: [Consumed]
     public var scheduled: [Scheduled]
     public var outcome: Outcome
+    /// Set when `consumed` lists only the first of this many entries (a replay too large to publish whole).
+    public var consumedCount: Int?
+    /// Set when `scheduled` lists only the first of this many entries.
+    public var scheduledCount: Int?
 
     public init(eventId: String, workflowId: String, workflow: String, shard: Int, generation: Int, at: Int64,
                 trigger: ReplayTrigger, consumed: [Consumed], scheduled: [Scheduled], outcome: Outcome) {
@@ -164,9 +168,18 @@ public struct DeadLetter: Sendable, Equatable, Decodable {
     public var valueEncoding: ValueEncoding
     public var error: String
     public var at: Int64
+    /// The value is only a prefix of the original (it would not fit in an outbound message).
+    public var truncated: Bool?
+    /// The original value's size in bytes, when truncated.
+    public var valueBytes: Int?
+    /// The original value's SHA-256 (lowercase hex), when truncated.
+    public var valueSha256: String?
+    /// The key is only the first `MessageLimits.maxDeadLetterKeyBytes` bytes of the original.
+    public var keyTruncated: Bool?
 
     public init(sourceTopic: String, partition: Int, offset: Int64, key: String?, value: String?,
-                valueEncoding: ValueEncoding, error: String, at: Int64) {
+                valueEncoding: ValueEncoding, error: String, at: Int64, truncated: Bool? = nil, valueBytes: Int? = nil,
+                valueSha256: String? = nil, keyTruncated: Bool? = nil) {
         self.sourceTopic = sourceTopic
         self.partition = partition
         self.offset = offset
@@ -175,23 +188,10 @@ public struct DeadLetter: Sendable, Equatable, Decodable {
         self.valueEncoding = valueEncoding
         self.error = error
         self.at = at
-    }
-
-    /// Builds the dead letter of raw bytes: UTF-8 text as is, anything else in base64.
-    public init(sourceTopic: String, partition: Int, offset: Int64, key: [UInt8]?, value: [UInt8]?, error: String, at: Int64) {
-        var encoding = ValueEncoding.utf8
-        var text: String?
-        if let value {
-            if let utf8 = String(validating: value, as: UTF8.self) {
-                text = utf8
-            } else {
-                text = Data(value).base64EncodedString()
-                encoding = .base64
-            }
-        }
-        self.init(sourceTopic: sourceTopic, partition: partition, offset: offset,
-                  key: key.map { String(decoding: $0, as: UTF8.self) }, value: text,
-                  valueEncoding: encoding, error: error, at: at)
+        self.truncated = truncated
+        self.valueBytes = valueBytes
+        self.valueSha256 = valueSha256
+        self.keyTruncated = keyTruncated
     }
 }
 

@@ -29,8 +29,12 @@ public struct ShardInspector: Sendable {
         try database.read { db in try StoreQueries.stats(db, shard: shard, executorState: nil) }
     }
 
-    public func audit(concurrencyBound: Int = 50) throws -> AuditReport {
-        try database.read { db in try StoreQueries.audit(db, shard: shard, concurrencyBound: concurrencyBound) }
+    /// - Parameter outboxAgeLimit: an outbox row older than this is reported (its messages are not getting out).
+    public func audit(concurrencyBound: Int = 50, outboxAgeLimit: Duration = .seconds(300)) throws -> AuditReport {
+        let now = SystemEngineClock().nowMilliseconds()
+        return try database.read { db in
+            try StoreQueries.audit(db, shard: shard, concurrencyBound: concurrencyBound, outboxAgeLimit: outboxAgeLimit, now: now)
+        }
     }
 
     public func workflow(_ workflowId: String) throws -> WorkflowDetail? {

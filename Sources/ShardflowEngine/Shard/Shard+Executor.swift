@@ -59,8 +59,10 @@ extension Shard {
     /// Nil when no claim can take anything: no free slot, no executor, or no ready task since the last
     /// claim (`tasksAdded`: the caller's own transaction has just queued some).
     func planClaim(tasksAdded: Bool) -> ClaimPlan? {
+        // A finished step keeps its slot until its result is recorded: until then its task is still
+        // `running` in the store, and I5 holds for what the store shows too.
         let (free, epoch) = runtime.withLock { state in
-            (configuration.maxConcurrency - state.inFlight.count, state.executorEpoch)
+            (configuration.maxConcurrency - state.inFlight.count - state.results.count, state.executorEpoch)
         }
         guard free > 0, let epoch else { return nil }
         let hinted = claimHint.exchange(false, ordering: .acquiringAndReleasing)
@@ -139,7 +141,7 @@ extension Shard {
             let definition = registry.steps[task.name]
             let context = StepContext(workflowId: task.workflowId, stepId: task.stepId, name: task.name,
                                       attempt: task.attempt, shard: shard, logger: logger)
-            started.append((key, Task {
+            let run: @Sendable () async -> Void = {
                 let started = ContinuousClock.now
                 let result: Result<String, StepError>
                 if let definition {
@@ -155,7 +157,13 @@ extension Shard {
                 stepDuration.recordNanoseconds((finished - started).nanoseconds)
                 self.finish(StepOutcome(workflowId: task.workflowId, stepId: task.stepId, name: task.name, attempt: task.attempt,
                                         result: result, finishedAt: finished), key: key)
-            }))
+            }
+            // The step's jobs run with its crash site set, so a trap in its code is recorded as its own.
+            if let site = crashSite(CrashSubject(kind: .step, workflowId: task.workflowId, stepId: task.stepId)) {
+                started.append((key, Task(executorPreference: CrashAttributingExecutor(site: site), operation: run)))
+            } else {
+                started.append((key, Task(operation: run)))
+            }
         }
         runtime.withLock { state in
             // A step that already finished has left its slot; only the others keep a handle.
@@ -269,7 +277,7 @@ extension Shard {
                 let delay = policy.backoffMilliseconds(afterAttempt: outcome.attempt, unitRandom: Double.random(in: 0..<1))
                 try db.run("""
                     UPDATE tasks SET state = 'queued', claimedEpoch = NULL, readyAt = ? WHERE workflowId = ? AND stepId = ?
-                    """, now + delay, outcome.workflowId, outcome.stepId)
+                    """, now.saturatingAdd(delay), outcome.workflowId, outcome.stepId)
                 try db.run("UPDATE journal SET error = ?, attempts = ? WHERE workflowId = ? AND seq = ?",
                            error.message, outcome.attempt, outcome.workflowId, outcome.stepId)
                 metrics.stepRetries.increment()

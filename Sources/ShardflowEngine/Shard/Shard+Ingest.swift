@@ -40,9 +40,10 @@ extension Shard {
 
     private func deadLetter(_ db: Database, _ message: InboundMessage, reason: String, now: Int64,
                             summary: inout IngestSummary, effects: inout Effects) throws {
-        let letter = DeadLetter(sourceTopic: message.topic, partition: message.partition, offset: message.offset,
-                                key: message.key, value: message.value, error: reason, at: now)
-        try appendOutbox(db, topic: .deadLetters, key: letter.key ?? "", value: try letter.contractJSON(), effects: &effects)
+        let letter = BoundedOutput.deadLetter(sourceTopic: message.topic, partition: message.partition,
+                                              offset: message.offset, key: message.key, value: message.value,
+                                              error: reason, at: now)
+        try appendOutbox(db, topic: .deadLetters, key: letter.key, value: letter.value, effects: &effects)
         summary.deadLetters += 1
         metrics.deadLetters.increment()
         logger.debug("dead letter at offset \(message.offset): \(reason)")
@@ -55,6 +56,11 @@ extension Shard {
             decoded = try InboundDecoding.workflowMessage(message.value, maxBytes: configuration.maxMessageBytes)
         } catch {
             try deadLetter(db, message, reason: error.description, now: now, summary: &summary, effects: &effects)
+            return
+        }
+        if let misrouted = routingProblem(decoded.workflowId, message) {
+            metrics.misroutedMessages.increment()
+            try deadLetter(db, message, reason: misrouted, now: now, summary: &summary, effects: &effects)
             return
         }
         switch decoded {
@@ -94,6 +100,23 @@ extension Shard {
         }
     }
 
+    /// Why a message about `workflowId` must not be applied in this shard, if it must not: every message
+    /// about one workflow has to land in the one partition its workflowId maps to (I2), keyed by it.
+    private func routingProblem(_ workflowId: String, _ message: InboundMessage) -> String? {
+        let fix = "produce with key = workflowId and partitioner=murmur2_random (the Java client's default; librdkafka's default consistent_random places keys elsewhere)"
+        if message.key.map({ $0 != Array(workflowId.utf8) }) ?? true {
+            let got = message.key.map { "\"\(BoundedOutput.utf8Prefix(String(decoding: $0, as: UTF8.self), maxBytes: 200))\"" } ?? "no key"
+            return "the Kafka key must be the workflowId \"\(workflowId)\" (got \(got)): \(fix)"
+        }
+        if let count = configuration.workflowsPartitionCount, count > 0 {
+            let expected = ShardRouting.partition(ofWorkflowId: workflowId, partitionCount: count)
+            if expected != message.partition {
+                return "workflowId \"\(workflowId)\" belongs to partition \(expected) (murmur2 of the workflowId mod \(count) partitions) but was read from partition \(message.partition): \(fix)"
+            }
+        }
+        return nil
+    }
+
     private func applyControlMessage(_ db: Database, _ message: InboundMessage, now: Int64,
                                      summary: inout IngestSummary, effects: inout Effects) throws {
         let fields: [String: JSONValue]
@@ -103,8 +126,10 @@ extension Shard {
             try deadLetter(db, message, reason: error.description, now: now, summary: &summary, effects: &effects)
             return
         }
-        guard let commandId = fields["commandId"]?.stringValue, !commandId.isEmpty else {
-            let reason = fields["commandId"] == nil ? "missing field commandId" : "field commandId must be a non-empty string"
+        guard let commandId = fields["commandId"]?.stringValue, !commandId.isEmpty,
+              commandId.utf8.count <= MessageLimits.maxIdBytes else {
+            let reason = fields["commandId"] == nil
+                ? "missing field commandId" : "field commandId must be a string of 1 to \(MessageLimits.maxIdBytes) bytes"
             try deadLetter(db, message, reason: reason, now: now, summary: &summary, effects: &effects)
             return
         }
@@ -114,17 +139,23 @@ extension Shard {
             try appendOutbox(db, topic: .controlResults, key: commandId, value: stored, effects: &effects)
             return
         }
-        let typeText = fields["type"]?.stringValue
+        // The type is echoed only when it is short enough to be one (a control result stays small).
+        let typeText = fields["type"]?.stringValue.flatMap { $0.utf8.count <= 64 ? $0 : nil }
         var rejection: String?
         var operationResult: OperationResult?
         if fields["type"] == nil || fields["type"] == .null {
             rejection = "missing field type"
         } else if let typeText, let type = ControlCommandType(rawValue: typeText) {
-            if let target = fields["shard"]?.int64Value {
+            let reasonField = fields["reason"]
+            if let reasonField, reasonField != .null, reasonField.stringValue == nil {
+                rejection = "field reason must be a string"
+            } else if let long = reasonField?.stringValue, long.utf8.count > MessageLimits.maxReasonBytes {
+                rejection = "field reason is \(long.utf8.count) bytes, more than the \(MessageLimits.maxReasonBytes) byte limit"
+            } else if let target = fields["shard"]?.int64Value {
                 if target != Int64(message.partition) || target != Int64(shard) {
                     rejection = "wrong shard: the command targets shard \(target) but was read from partition \(message.partition) (shard \(shard))"
                 } else {
-                    let reason = fields["reason"]?.stringValue ?? "no reason given"
+                    let reason = reasonField?.stringValue ?? "no reason given"
                     switch type {
                     case .failPendingTasks: operationResult = try failPendingTasks(db, reason: reason, now: now, effects: &effects)
                     case .bumpEpoch: operationResult = try bumpEpoch(db)
@@ -137,7 +168,8 @@ extension Shard {
                 rejection = fields["shard"] == nil ? "missing field shard" : "field shard must be an integer"
             }
         } else {
-            rejection = "unknown type \"\(String(describing: fields["type"]?.stringValue ?? fields["type"]?.jsonString() ?? "").prefix(100))\""
+            let given = fields["type"]?.stringValue ?? fields["type"]?.jsonString() ?? ""
+            rejection = "unknown type \"\(BoundedOutput.utf8Prefix(given, maxBytes: 100))\"" + (given.utf8.count > 100 ? " (\(given.utf8.count) bytes)" : "")
         }
         let answered = try operationResult ?? result(db, AffectedCounts())
         let controlResult = ControlResult(

@@ -148,7 +148,8 @@ extension Shard {
             let context = WorkflowContext(
                 workflowId: workflowId, workflowName: workflow.name, registry: registry,
                 defaultRetry: definition.retry ?? configuration.defaultRetry, journal: journal, startedAt: workflow.startedAt)
-            execution = WorkflowExecution(definition: definition, context: context, args: workflow.args)
+            execution = WorkflowExecution(definition: definition, context: context, args: workflow.args,
+                                          crashSite: crashSite(CrashSubject(kind: .body, workflowId: workflowId, stepId: nil)))
             staged.touched.append(execution)
             outcome = execution.replay(rounds: rounds.keys.sorted().map { rounds[$0] ?? [] }, hasPendingEntries: hasPending)
             journalHasPending = hasPending
@@ -219,14 +220,14 @@ extension Shard {
         case .sleep(let seq, let milliseconds):
             try db.run("INSERT INTO journal (workflowId, seq, kind, name, status) VALUES (?, ?, 'sleep', 'sleep', 'pending')",
                        workflow.id, seq)
-            try db.run("INSERT INTO timers (workflowId, seq, fireAt) VALUES (?, ?, ?)", workflow.id, seq, now + milliseconds)
+            try db.run("INSERT INTO timers (workflowId, seq, fireAt) VALUES (?, ?, ?)", workflow.id, seq, now.saturatingAdd(milliseconds))
             effects.timers = true
         case .waitForEvent(let seq, let name, let timeout):
             try db.run("INSERT INTO journal (workflowId, seq, kind, name, status) VALUES (?, ?, 'event', ?, 'pending')",
                        workflow.id, seq, name)
             try db.run("INSERT INTO event_waits (workflowId, seq, name) VALUES (?, ?, ?)", workflow.id, seq, name)
             if let timeout {
-                try db.run("INSERT INTO timers (workflowId, seq, fireAt) VALUES (?, ?, ?)", workflow.id, seq, now + timeout)
+                try db.run("INSERT INTO timers (workflowId, seq, fireAt) VALUES (?, ?, ?)", workflow.id, seq, now.saturatingAdd(timeout))
                 effects.timers = true
             }
             // An event that arrived before the wait is delivered now.

@@ -6,7 +6,8 @@ import ShardflowJSON
 /// transaction, so an effect and everything it implies commit together.
 extension Shard {
     func appendOutbox(_ db: Database, topic: OutboxTopic, key: String, value: [UInt8], effects: inout Effects) throws {
-        try db.run("INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)", topic.rawValue, key, value)
+        try db.run("INSERT INTO outbox (topic, key, value, createdAt) VALUES (?, ?, ?, ?)", topic.rawValue, key, value,
+                   clock.nowMilliseconds())
         effects.outbox = true
     }
 
@@ -69,9 +70,38 @@ extension Shard {
 
     /// Finishes a workflow: its result, its completion message, and nothing left queued for it.
     /// - Parameter leftovers: what may remain; nil when unknown (everything is looked up and removed).
+    /// A result or error too large for the completion message turns the completion into a `failed` one
+    /// that says so (the stored row says the same), so the message always fits.
     func completeWorkflow(_ db: Database, workflow: WorkflowRow, status: CompletionStatus, result: String?,
                           error: WorkflowErrorInfo?, now: Int64, leftovers: CompletionLeftovers? = nil,
                           effects: inout Effects) throws {
+        let sequence = try nextSequence(db, column: "completionSeq")
+        var status = status
+        var result = result
+        var error = error
+        func event(steps: Int) -> CompletionEvent {
+            CompletionEvent(
+                eventId: eventId(prefix: "c", sequence: sequence), workflowId: workflow.id, workflow: workflow.name,
+                shard: shard, status: status, result: result.flatMap { try? JSONValue.parse(Array($0.utf8)) },
+                error: error, createdAt: workflow.createdAt, completedAt: now, steps: steps)
+        }
+        // Sizes are checked before anything is written, so the row and the message agree.
+        let resultBytes = result?.utf8.count ?? 0
+        let errorBytes = error.map { $0.message.utf8.count + ($0.step?.utf8.count ?? 0) } ?? 0
+        let budget = MessageLimits.maxOutboundBytes - workflow.id.utf8.count - 1024
+        if resultBytes + errorBytes > budget {
+            let what = resultBytes > errorBytes ? "result" : "error"
+            let size = max(resultBytes, errorBytes)
+            var message = "the workflow's \(what) is \(size) bytes, too large for a completion message (limit \(MessageLimits.maxOutboundBytes) bytes)"
+            if let original = error?.message {
+                message += "; it begins: " + BoundedOutput.utf8Prefix(original, maxBytes: 1000)
+            }
+            metrics.oversizedOutputs.increment()
+            logger.warning("workflow \(workflow.id): \(message)")
+            status = .failed
+            result = nil
+            error = WorkflowErrorInfo(message: message, step: error?.step.map { BoundedOutput.utf8Prefix($0, maxBytes: 200) })
+        }
         try db.run("""
             UPDATE workflows SET status = ?, result = ?, errorMessage = ?, errorStep = ?, completedAt = ?
             WHERE id = ?
@@ -92,13 +122,8 @@ extension Shard {
         } else {
             steps = Int(try db.int("SELECT COUNT(*) FROM journal WHERE workflowId = ? AND kind = 'step'", workflow.id) ?? 0)
         }
-        let sequence = try nextSequence(db, column: "completionSeq")
-        let resultValue: JSONValue? = result.flatMap { try? JSONValue.parse(Array($0.utf8)) }
-        let event = CompletionEvent(
-            eventId: eventId(prefix: "c", sequence: sequence), workflowId: workflow.id, workflow: workflow.name,
-            shard: shard, status: status, result: resultValue, error: error, createdAt: workflow.createdAt,
-            completedAt: now, steps: Int(steps))
-        try appendOutbox(db, topic: .completions, key: workflow.id, value: try event.contractJSON(), effects: &effects)
+        try appendOutbox(db, topic: .completions, key: workflow.id, value: try event(steps: steps).contractJSON(),
+                         effects: &effects)
         metrics.completed(status)
         metrics.workflowDuration.recordMilliseconds(max(0, now - workflow.startedAt))
     }
@@ -107,11 +132,25 @@ extension Shard {
                            consumed: [ReplayEvent.Consumed], scheduled: [ReplayEvent.Scheduled],
                            outcome: ReplayEvent.Outcome, now: Int64, effects: inout Effects) throws {
         let sequence = try nextSequence(db, column: "replaySeq")
-        let event = ReplayEvent(
+        var event = ReplayEvent(
             eventId: eventId(prefix: "r", sequence: sequence), workflowId: workflow.id, workflow: workflow.name,
             shard: shard, generation: generation, at: now, trigger: trigger, consumed: consumed,
             scheduled: scheduled, outcome: outcome)
-        try appendOutbox(db, topic: .replays, key: workflow.id, value: try event.contractJSON(), effects: &effects)
+        var bytes = try event.contractJSON()
+        if bytes.count + workflow.id.utf8.count > MessageLimits.maxOutboundBytes {
+            // A replay that consumed or scheduled very many steps: the lists are cut to fit, and say so.
+            event.consumedCount = consumed.count
+            event.scheduledCount = scheduled.count
+            var keep = 1000
+            repeat {
+                event.consumed = Array(consumed.prefix(keep))
+                event.scheduled = Array(scheduled.prefix(keep))
+                bytes = try event.contractJSON()
+                keep /= 4
+            } while bytes.count + workflow.id.utf8.count > MessageLimits.maxOutboundBytes && keep > 0
+            metrics.oversizedOutputs.increment()
+        }
+        try appendOutbox(db, topic: .replays, key: workflow.id, value: bytes, effects: &effects)
     }
 
     /// Delivers the oldest stored event named `name` to the workflow's oldest wait for it, if both exist.

@@ -19,6 +19,8 @@ public final class Shard: Sendable {
     let runtime: Mutex<Runtime>
     /// Workflow bodies kept alive between steps; used only inside this shard's write transactions.
     let executions: ExecutionCache
+    /// Where the crash guard records the workflow code that was running if the process dies in it.
+    let crashFile: CrashRecordFile
 
     /// Wakes the work loop: a replay row, a task, a step result or a free outbox slot appeared.
     let workSignal = AsyncSignal()
@@ -65,8 +67,10 @@ public final class Shard: Sendable {
     }
 
     private init(shard: Int, storePath: String, database: DatabaseQueue, lock: ShardLock, registry: WorkflowRegistry,
-                 configuration: ShardConfiguration, clock: any EngineClock, logger: Logger, executorEpoch: Int64?) {
+                 configuration: ShardConfiguration, clock: any EngineClock, logger: Logger, executorEpoch: Int64?,
+                 crashFile: CrashRecordFile) {
         self.shard = shard
+        self.crashFile = crashFile
         self.storePath = storePath
         self.database = database
         self.lock = lock
@@ -84,6 +88,7 @@ public final class Shard: Sendable {
     /// The store file name of a shard: `shard-007.sqlite`.
     public static func storeFileName(shard: Int) -> String { "shard-\(paddedShard(shard)).sqlite" }
     static func lockFileName(shard: Int) -> String { "shard-\(paddedShard(shard)).lock" }
+    static func crashFileName(shard: Int) -> String { "shard-\(paddedShard(shard)).crash" }
     private static func paddedShard(_ shard: Int) -> String {
         let text = String(shard)
         return text.count >= 3 ? text : String(repeating: "0", count: 3 - text.count) + text
@@ -115,8 +120,15 @@ public final class Shard: Sendable {
             let (database, executorEpoch) = try openStore(path: path, configuration: config, shard: shard)
             var shardLogger = logger
             shardLogger[metadataKey: "shard"] = "\(shard)"
-            return Shard(shard: shard, storePath: path, database: database, lock: lock, registry: registry,
-                         configuration: configuration, clock: clock, logger: shardLogger, executorEpoch: executorEpoch)
+            // Read while holding the lock: no other owner can be running this shard's code now.
+            let crashFile = CrashRecordFile(path: base.appendingPathComponent(crashFileName(shard: shard)).path)
+            let crash = crashFile.take()
+            let opened = Shard(shard: shard, storePath: path, database: database, lock: lock, registry: registry,
+                               configuration: configuration, clock: clock, logger: shardLogger,
+                               executorEpoch: executorEpoch, crashFile: crashFile)
+            if crash.unreadable { shardLogger.warning("shard \(shard): the crash record left by the last owner is unreadable; ignored") }
+            if let record = crash.record { try opened.recordCrash(record) }
+            return opened
         } catch {
             lock.release()
             throw error
@@ -297,6 +309,44 @@ public final class Shard: Sendable {
         workSignal.notify()
     }
 
+    /// What became of an outbox row the broker refused for good.
+    public enum RefusedOutboxOutcome: Sendable, Equatable {
+        /// Replaced by a dead letter (bounded) that carries it and the reason.
+        case deadLettered
+        /// The row was a dead letter itself: dropped, since the dead-letter topic refuses it.
+        case dropped
+        /// The row was gone already.
+        case missing
+    }
+
+    /// Takes out an outbox row the broker refused for good (too large for the topic, an invalid topic):
+    /// retrying it would loop forever and block nothing but its own shard's shutdown. In one
+    /// transaction the row leaves the outbox and a dead letter describing it takes its place
+    /// (`sourceTopic` the topic it was meant for, `partition` the shard, `offset` the outbox row's id).
+    public func replaceRefusedOutboxRow(id: Int64, topicName: String, error: String) throws -> RefusedOutboxOutcome {
+        var effects = Effects()
+        let outcome: RefusedOutboxOutcome = try write { db in
+            guard let (topicText, key, value) = try db.row("SELECT topic, key, value FROM outbox WHERE id = ?", id,
+                                                           as: { ($0[0] as String, $0[1] as String, $0[2] as [UInt8]) })
+            else { return .missing }
+            try db.run("DELETE FROM outbox WHERE id = ?", id)
+            metrics.outboxRefused.increment()
+            if topicText == OutboxTopic.deadLetters.rawValue { return .dropped }
+            let letter = BoundedOutput.deadLetter(
+                sourceTopic: topicName, partition: shard, offset: id, key: Array(key.utf8), value: value,
+                error: "the broker refused this outbound message for good: \(error)", at: clock.nowMilliseconds())
+            try appendOutbox(db, topic: .deadLetters, key: letter.key, value: letter.value, effects: &effects)
+            return .deadLettered
+        }
+        signal(effects)
+        switch outcome {
+        case .deadLettered: logger.error("outbox row \(id) for \(topicName) refused by the broker for good (\(error)); replaced by a dead letter")
+        case .dropped: logger.critical("dead letter (outbox row \(id)) refused by the broker for good (\(error)); dropped")
+        case .missing: break
+        }
+        return outcome
+    }
+
     /// Returns once the outbox holds at least one row (or the shard closes).
     public func waitForOutbox() async {
         while !Task.isCancelled {
@@ -310,8 +360,12 @@ public final class Shard: Sendable {
         try read { db in try StoreQueries.stats(db, shard: shard, executorState: executorState(db)) }
     }
 
-    public func audit() throws -> AuditReport {
-        try read { db in try StoreQueries.audit(db, shard: shard, concurrencyBound: configuration.maxConcurrency) }
+    public func audit(outboxAgeLimit: Duration = .seconds(300)) throws -> AuditReport {
+        let now = clock.nowMilliseconds()
+        return try read { db in
+            try StoreQueries.audit(db, shard: shard, concurrencyBound: configuration.maxConcurrency,
+                                   outboxAgeLimit: outboxAgeLimit, now: now)
+        }
     }
 
     public func workflowDetail(_ workflowId: String) throws -> WorkflowDetail? {

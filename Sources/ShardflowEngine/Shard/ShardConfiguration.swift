@@ -26,6 +26,15 @@ public struct ShardConfiguration: Sendable {
     public var retention: Duration? = .seconds(7 * 24 * 3600)
     /// How often the shard looks for finished workflows past their retention.
     public var retentionSweepInterval: Duration = .seconds(60)
+    /// After this many deaths of the process in one workflow's code (a trap in its body or a step), the
+    /// workflow is quarantined: it completes `failed` instead of running again.
+    public var quarantineAfterCrashes: Int = 2
+    /// Whether bodies and steps run with the crash guard's site set, so a death in their code is
+    /// attributed (and quarantine can act). Off only to measure what it costs.
+    public var crashAttribution = true
+    /// The partition count of the workflows topic, for the routing check (a message must be read from
+    /// the partition its workflowId maps to); nil skips the check.
+    public var workflowsPartitionCount: Int?
 
     public init(maxConcurrency: Int = 50, claimLimit: Int = 50, outboxHighWater: Int = 20_000,
                 maxMessageBytes: Int = 1 << 20, defaultRetry: RetryPolicy = .standard,

@@ -84,6 +84,10 @@ public struct ShardStats: Sendable, Equatable, Codable {
     public var eventWaits: Int
     public var workflowsByStatus: [String: Int]
     public var oldestQueuedCreatedAt: Int64?
+    /// When the oldest unpublished outbox row was written.
+    public var oldestOutboxCreatedAt: Int64?
+    /// Workflows failed by quarantine (their code stopped the worker too often).
+    public var quarantinedWorkflows: Int
     public var nextWorkflowsOffset: Int64?
     public var nextControlOffset: Int64?
 }
@@ -97,10 +101,17 @@ public struct AuditReport: Sendable, Equatable, Codable {
     public var concurrencyBound: Int
     /// Rows that point at nothing (or at a finished workflow), by table.
     public var orphanRows: [String: Int]
+    /// How long the oldest outbox row has waited to be published (nil: the outbox is empty).
+    public var oldestOutboxAgeMilliseconds: Int64?
+    /// Older than this, the outbox is reported: its messages are not getting out.
+    public var outboxAgeLimitMilliseconds: Int64
+    /// Workflows failed by quarantine: reported, not a problem of the store (they completed).
+    public var quarantinedWorkflows: [String]
 
     public var runningTasksBeyondBound: Bool { runningTasks > concurrencyBound }
+    public var outboxTooOld: Bool { (oldestOutboxAgeMilliseconds ?? 0) > outboxAgeLimitMilliseconds }
     public var isHealthy: Bool {
-        stuckWorkflows.isEmpty && !runningTasksBeyondBound && orphanRows.values.allSatisfy { $0 == 0 }
+        stuckWorkflows.isEmpty && !runningTasksBeyondBound && orphanRows.values.allSatisfy { $0 == 0 } && !outboxTooOld
     }
 }
 

@@ -31,6 +31,15 @@ enum StoreQueries {
 
     static func count(_ db: Database, _ sql: String) throws -> Int { Int(try db.int(sql) ?? 0) }
 
+    /// When the oldest outbox row was written (nil: empty, or a row from before that was recorded).
+    static func oldestOutboxCreatedAt(_ db: Database) throws -> Int64? {
+        try db.int("SELECT createdAt FROM outbox ORDER BY id LIMIT 1").flatMap { $0 > 0 ? $0 : nil }
+    }
+
+    static func quarantinedIds(_ db: Database, limit: Int = 10_000) throws -> [String] {
+        try db.rows("SELECT id FROM workflows WHERE quarantined = 1 ORDER BY id LIMIT ?", limit) { $0[0] as String }
+    }
+
     static func stats(_ db: Database, shard: Int, executorState: ExecutorState?) throws -> ShardStats {
         let meta = try meta(db)
         var byStatus: [String: Int] = [:]
@@ -50,11 +59,13 @@ enum StoreQueries {
             eventWaits: try count(db, "SELECT COUNT(*) FROM event_waits"),
             workflowsByStatus: byStatus,
             oldestQueuedCreatedAt: try db.int("SELECT MIN(createdAt) FROM tasks WHERE state = 'queued'"),
+            oldestOutboxCreatedAt: try oldestOutboxCreatedAt(db),
+            quarantinedWorkflows: try count(db, "SELECT COUNT(*) FROM workflows WHERE quarantined = 1"),
             nextWorkflowsOffset: try nextOffset(db, .workflows),
             nextControlOffset: try nextOffset(db, .control))
     }
 
-    static func audit(_ db: Database, shard: Int, concurrencyBound: Int) throws -> AuditReport {
+    static func audit(_ db: Database, shard: Int, concurrencyBound: Int, outboxAgeLimit: Duration, now: Int64) throws -> AuditReport {
         let finished = "NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = x.workflowId AND w.status = 'running')"
         var orphans: [String: Int] = [:]
         orphans["tasks"] = try count(db, "SELECT COUNT(*) FROM tasks x WHERE \(finished)")
@@ -70,7 +81,10 @@ enum StoreQueries {
             stuckWorkflows: try stuckIds(db),
             runningTasks: try count(db, "SELECT COUNT(*) FROM tasks WHERE state = 'running'"),
             concurrencyBound: concurrencyBound,
-            orphanRows: orphans)
+            orphanRows: orphans,
+            oldestOutboxAgeMilliseconds: try oldestOutboxCreatedAt(db).map { max(0, now - $0) },
+            outboxAgeLimitMilliseconds: outboxAgeLimit.milliseconds,
+            quarantinedWorkflows: try quarantinedIds(db))
     }
 
     static func workflowDetail(_ db: Database, workflowId: String) throws -> WorkflowDetail? {

@@ -124,6 +124,15 @@ enum StoreSchema {
                 CREATE INDEX workflows_finished ON workflows(completedAt) WHERE status <> 'running';
                 """)
         }
+        migrator.registerMigration("v4-quarantine-and-outbox-age") { db in
+            // Deaths of the process attributed to a workflow's code (see CrashGuard), whether it was
+            // quarantined for them, and when each outbox row was written (the oldest row's age).
+            try db.execute(sql: """
+                ALTER TABLE workflows ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE workflows ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE outbox ADD COLUMN createdAt INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 }

@@ -11,6 +11,11 @@ struct EngineMetrics: Sendable {
     let stepRetries: Counter
     let deadLetters: Counter
     let workflowsPruned: Counter
+    let workflowCrashes: Counter
+    let workflowsQuarantined: Counter
+    let misroutedMessages: Counter
+    let outboxRefused: Counter
+    let oversizedOutputs: Counter
     let stepDuration: Metrics.Timer
     let workflowDuration: Metrics.Timer
     let replayDuration: Metrics.Timer
@@ -26,6 +31,11 @@ struct EngineMetrics: Sendable {
         stepRetries = Counter(label: "shardflow_step_retries_total", dimensions: [shardDimension])
         deadLetters = Counter(label: "shardflow_dead_letters_total", dimensions: [shardDimension])
         workflowsPruned = Counter(label: "shardflow_workflows_pruned_total", dimensions: [shardDimension])
+        workflowCrashes = Counter(label: "shardflow_workflow_crashes_total", dimensions: [shardDimension])
+        workflowsQuarantined = Counter(label: "shardflow_workflows_quarantined_total", dimensions: [shardDimension])
+        misroutedMessages = Counter(label: "shardflow_misrouted_messages_total", dimensions: [shardDimension])
+        outboxRefused = Counter(label: "shardflow_outbox_refused_total", dimensions: [shardDimension])
+        oversizedOutputs = Counter(label: "shardflow_oversized_outputs_total", dimensions: [shardDimension])
         stepDuration = Metrics.Timer(label: "shardflow_step_duration_seconds", dimensions: [shardDimension])
         workflowDuration = Metrics.Timer(label: "shardflow_workflow_duration_seconds", dimensions: [shardDimension])
         replayDuration = Metrics.Timer(label: "shardflow_replay_duration_seconds", dimensions: [shardDimension])

@@ -23,13 +23,15 @@ final class WorkflowExecution: Sendable {
     }
 
     let context: WorkflowContext
-    private let pump = ReplayPump()
+    private let pump: ReplayPump
     private let outcome = Outcome()
     private let task: Task<Void, Never>
 
     /// Starts the body; it runs only when the pump is drained.
-    init(definition: WorkflowDefinition, context: WorkflowContext, args: String) {
+    init(definition: WorkflowDefinition, context: WorkflowContext, args: String, crashSite: CrashSite? = nil) {
         self.context = context
+        let pump = ReplayPump(crashSite: crashSite)
+        self.pump = pump
         let outcome = self.outcome
         task = Task(executorPreference: pump) {
             let result: Result<String, any Error>

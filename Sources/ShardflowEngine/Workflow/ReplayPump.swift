@@ -5,6 +5,10 @@ import Synchronization
 /// and makes "the body cannot go on" observable: the queue is empty.
 final class ReplayPump: TaskExecutor {
     private let jobs = Mutex<[UnownedJob]>([])
+    /// Set on the draining thread, so a trap in the body is recorded as this workflow's.
+    private let crashSite: CrashSite?
+
+    init(crashSite: CrashSite?) { self.crashSite = crashSite }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
@@ -14,6 +18,11 @@ final class ReplayPump: TaskExecutor {
     /// Runs jobs until none is queued. Returns how many ran.
     @discardableResult
     func drain() -> Int {
+        guard let crashSite else { return drainJobs() }
+        return crashSite.attributing { drainJobs() }
+    }
+
+    private func drainJobs() -> Int {
         var ran = 0
         while true {
             let batch: [UnownedJob] = jobs.withLock { queue in

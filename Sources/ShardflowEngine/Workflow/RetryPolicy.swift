@@ -29,7 +29,9 @@ public struct RetryPolicy: Sendable, Equatable, Codable {
         let base = Double(initialBackoff.milliseconds) * power(multiplier, Double(max(0, attempt - 1)))
         let capped = min(base, Double(maxBackoff.milliseconds))
         let jittered = capped * (1 + jitter * (2 * unitRandom - 1))
-        return Int64(max(0, jittered.rounded()))
+        // A policy with absurd numbers (a huge multiplier, NaN jitter) saturates instead of trapping.
+        guard jittered.isFinite else { return jittered.isNaN ? 0 : Int64.max }
+        return Int64(exactly: max(0, jittered.rounded())) ?? Int64.max
     }
 }
 
@@ -39,7 +41,16 @@ extension Duration {
         let (seconds, attoseconds) = components
         let (product, overflow) = seconds.multipliedReportingOverflow(by: 1000)
         if overflow { return seconds < 0 ? Int64.min : Int64.max }
-        return product + attoseconds / 1_000_000_000_000_000
+        return product.saturatingAdd(attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+extension Int64 {
+    /// `self + other`, held at the Int64 range instead of trapping (times computed from a workflow's
+    /// durations, which its args may make absurd).
+    func saturatingAdd(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other < 0 ? .min : .max) : sum
     }
 }
 

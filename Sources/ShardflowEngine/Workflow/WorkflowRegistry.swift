@@ -59,17 +59,38 @@ public struct WorkflowRegistry: Sendable {
     }
 
     /// Registers a workflow. `retry` is the default policy of its steps (below a step's own and a call's).
+    /// `validate` checks decoded args before a start is accepted (throw `InvalidArgs`): a start whose args
+    /// would make the body trap (a negative count, an absurd size) is dead-lettered with the reason
+    /// instead of running.
     public mutating func registerWorkflow<Args: Codable & Sendable, Result: Codable & Sendable>(
         _ name: String, args: Args.Type = Args.self, result: Result.Type = Result.self, retry: RetryPolicy? = nil,
+        validate: (@Sendable (Args) throws -> Void)? = nil,
         _ body: @escaping @Sendable (WorkflowContext, Args) async throws -> Result
     ) {
         workflows[name] = WorkflowDefinition(
             name: name, retry: retry,
-            validateArgs: { text in _ = try JSONCoding.decode(Args.self, from: text) },
+            validateArgs: { text in
+                let args = try JSONCoding.decode(Args.self, from: text)
+                try validate?(args)
+            },
             run: { context, argsText in
                 let args = try JSONCoding.decode(Args.self, from: argsText)
                 return try JSONCoding.encodeString(try await body(context, args))
             })
+    }
+}
+
+/// Why a workflow's args are refused (thrown by a `validate` closure of `registerWorkflow`).
+public struct InvalidArgs: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+
+    /// Throws unless `value` is in `range`.
+    public static func require<T: Comparable & CustomStringConvertible>(_ field: String, _ value: T?, in range: ClosedRange<T>) throws {
+        guard let value else { return }
+        guard range.contains(value) else {
+            throw InvalidArgs("\(field) must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+        }
     }
 }
 
