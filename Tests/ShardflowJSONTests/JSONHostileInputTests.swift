@@ -47,17 +47,17 @@ import Testing
         #expect(throws: JSONParseError.self) { try JSONCoding.decode(JSONValue.self, from: #"{"k":null,"k":null}"#) }
     }
 
-    @Test func errorMessagesQuoteHostileKeysShortAndEscaped() throws {
+    @Test func errorMessagesQuoteHostileKeysShortAndEscaped() {
         let long = String(repeating: "k", count: 10_000)
-        let message = try #require(Self.parseError("{\"\(long)\":1,\"\(long)\":2}"))
+        let message = Self.parseError("{\"\(long)\":1,\"\(long)\":2}") ?? "parsed"
         #expect(message.hasPrefix("invalid JSON at byte 10006: duplicate key \"" + String(repeating: "k", count: 64) + "...\""))
         #expect(message.count < 200)
-        let control = try #require(Self.parseError(#"{"a\u0000\n":1,"a\u0000\n":2}"#))
+        let control = Self.parseError(#"{"a\u0000\n":1,"a\u0000\n":2}"#) ?? "parsed"
         #expect(control.contains(#"duplicate key "a\u0000\n""#))
         // One grapheme cluster of 100k combining marks is still cut short.
         let cluster = "e" + String(repeating: "\u{301}", count: 100_000)
-        let clusterMessage = try #require(Self.parseError("{\"\(cluster)\":1,\"\(cluster)\":2}"))
-        #expect(clusterMessage.utf8.count < 300)
+        let clusterMessage = Self.parseError("{\"\(cluster)\":1,\"\(cluster)\":2}") ?? "parsed"
+        #expect(clusterMessage.contains("duplicate key") && clusterMessage.utf8.count < 300)
     }
 
     // MARK: nesting
@@ -225,6 +225,15 @@ import Testing
         #expect(Self.parseError([0xEF, 0xBB, 0xBF, UInt8(ascii: "1")]) == "invalid JSON at byte 0: unexpected byte 0xEF")
         #expect(Self.parseError([UInt8(ascii: "1"), 0x00]) == "invalid JSON at byte 1: unexpected data after the value")
         #expect(Self.parseError([]) == "invalid JSON at byte 0: unexpected end of input")
+    }
+
+    // MARK: fuzzer findings (scripts/fuzz.sh)
+
+    /// Found against the reader before it refused infinities: 1e400 parsed as infinity, which is
+    /// written as null, so the value did not survive a round trip.
+    @Test func fuzzFindingsStayFixed() {
+        let infinity = #"{"int":1e400,"int64":-0,"uint":-1,"double":99999999999999999999,"float":1e300,"decimal":1e300}"#
+        #expect(Self.parseError(infinity) == "invalid JSON at byte 7: number out of the range of a double")
     }
 
     // MARK: truncation
