@@ -232,8 +232,12 @@ public final class LocalBroker: Sendable {
         return (try? await admin.listTopics()) != nil
     }
 
+    /// A new TCP socket (the one place that names SOCK_STREAM: Glibc's overlay does not show it to every
+    /// file of this module in a release build).
+    static func tcpSocket() -> Int32 { socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
+
     public static func freeLoopbackPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = tcpSocket()
         guard fd >= 0 else { throw LocalBrokerError(description: "socket() failed: errno \(errno)") }
         defer { close(fd) }
         var address = sockaddr_in()

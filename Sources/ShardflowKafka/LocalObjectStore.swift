@@ -137,7 +137,7 @@ public final class LocalObjectStore: Sendable {
     }
 
     private static func blockingRequest(method: String, path: String, port: Int) -> Int? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = LocalBroker.tcpSocket()
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var limit = timeval(tv_sec: 1, tv_usec: 0)

@@ -67,13 +67,7 @@ enum BoundedOutput {
     }
 
     /// At most `maxBytes` of `text`, cut at a character boundary.
-    static func utf8Prefix(_ text: String, maxBytes: Int) -> String {
-        let bytes = Array(text.utf8)
-        guard bytes.count > maxBytes else { return text }
-        var end = maxBytes
-        while end > 0 && bytes[end] & 0xC0 == 0x80 { end -= 1 }
-        return String(decoding: bytes[..<end], as: UTF8.self)
-    }
+    static func utf8Prefix(_ text: String, maxBytes: Int) -> String { text.prefix(utf8Bytes: maxBytes) }
 
     static func sha256Hex(_ bytes: [UInt8]) -> String {
         SHA256.hash(data: bytes).map { byte in

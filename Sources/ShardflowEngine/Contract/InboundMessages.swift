@@ -133,7 +133,7 @@ public enum InboundDecoding {
     static func workflowId(_ fields: [String: JSONValue]) throws(InboundRejection) -> String {
         let id = try string(fields, "workflowId")
         guard isValidWorkflowId(id) else {
-            throw InboundRejection("invalid workflowId \"\(id.prefix(240))\": expected 1 to 200 characters of [A-Za-z0-9._:-]")
+            throw InboundRejection("invalid workflowId \"\(id.prefix(utf8Bytes: 240))\": expected 1 to 200 characters of [A-Za-z0-9._:-]")
         }
         return id
     }
@@ -170,7 +170,7 @@ public enum InboundDecoding {
             }
             return .event(EventMessage(workflowId: id, name: name, value: fields["value"] ?? .null))
         default:
-            throw InboundRejection("unknown type \"\(type.prefix(100))\"")
+            throw InboundRejection("unknown type \"\(type.prefix(utf8Bytes: 100))\"")
         }
     }
 }

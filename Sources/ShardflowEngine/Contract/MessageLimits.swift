@@ -18,3 +18,15 @@ public enum MessageLimits {
     /// A dead letter carries at most this much of the original key (the rest is cut, `keyTruncated`).
     public static let maxDeadLetterKeyBytes = 1024
 }
+
+extension String {
+    /// At most `maxBytes` of UTF-8, cut at a character boundary: quoting hostile input in a reason
+    /// (a "character" can be megabytes of combining marks, so `prefix(n)` bounds nothing).
+    func prefix(utf8Bytes maxBytes: Int) -> String {
+        let bytes = Array(utf8)
+        guard bytes.count > maxBytes else { return self }
+        var end = maxBytes
+        while end > 0 && bytes[end] & 0xC0 == 0x80 { end -= 1 }
+        return String(decoding: bytes[..<end], as: UTF8.self)
+    }
+}

@@ -63,62 +63,57 @@ struct CrashRecord: Sendable, Equatable {
 }
 
 /// A preformatted crash site for the C handler. Immutable once made, and freed only when the last
-/// holder (a running body's pump, a step's executor) lets go, so the handler never reads freed memory.
+/// holder (a running body's pump, a step's task) lets go, so the handler never reads freed memory; it
+/// keeps its file (whose path it points at) alive as long.
 final class CrashSite: Sendable {
     // Written once in `init`, before the site is shared; after that only read (by the owning
-    // threads and the signal handler), so no access races.
+    // code's threads and the signal handler), so no access races.
     nonisolated(unsafe) let pointer: UnsafeMutablePointer<shardflow_crash_site>
+    private let file: CrashRecordFile
 
-    init?(file: String, subject: CrashSubject) {
+    init(file: CrashRecordFile, subject: CrashSubject) {
+        self.file = file
         pointer = .allocate(capacity: 1)
         let record = subject.record
-        let status = record.utf8CString.withUnsafeBufferPointer { bytes in
-            shardflow_crash_site_set(pointer, file, bytes.baseAddress, bytes.count - 1)
-        }
-        guard status == 0 else {
-            pointer.deallocate()
-            return nil
+        record.utf8CString.withUnsafeBufferPointer { bytes in
+            shardflow_crash_site_set(pointer, file.cPath, bytes.baseAddress, bytes.count - 1)
         }
     }
 
     deinit { pointer.deallocate() }
 
-    /// Runs `body` with this site as the thread's current one.
+    /// Runs `body` with this site as the thread's current one (synchronous code: a body's pump).
     @inline(__always)
     func attributing<T>(_ body: () throws -> T) rethrows -> T {
         let previous = shardflow_crash_guard_enter(pointer)
         defer { shardflow_crash_guard_leave(previous) }
         return try body()
     }
-}
 
-/// A task executor that runs a step's jobs on Dispatch's global queue with the step's crash site
-/// set on the thread, so a trap anywhere in the step's code is recorded as the step's.
-final class CrashAttributingExecutor: TaskExecutor {
-    let site: CrashSite
-
-    init(site: CrashSite) { self.site = site }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let unowned = UnownedJob(job)
-        DispatchQueue.global().async { self.run(unowned) }
-    }
-
-    private func run(_ job: UnownedJob) {
-        site.attributing { job.runSynchronously(on: asUnownedTaskExecutor()) }
+    /// Runs `body` with this site as the current task's, on whatever threads it resumes (a step).
+    func attributing<T>(_ body: () async throws -> T) async rethrows -> T {
+        let slot = shardflow_crash_guard_register_task(pointer)
+        defer { shardflow_crash_guard_unregister_task(slot) }
+        return try await body()
     }
 }
 
 /// `shard-NNN.crash` beside a shard's store: empty while nothing crashed; after the process died in
 /// workflow code it holds what was running (see `CrashRecord`).
-struct CrashRecordFile: Sendable {
+final class CrashRecordFile: Sendable {
     let path: String
+    // The path as a C string for the signal handler: made once, freed in deinit (after every site that
+    // points at it, since sites hold this object).
+    nonisolated(unsafe) let cPath: UnsafeMutablePointer<CChar>
 
     /// Installs the process's crash guard (once) and names the file.
     init(path: String) {
         shardflow_crash_guard_install()
         self.path = path
+        cPath = strdup(path)
     }
+
+    deinit { free(cPath) }
 
     /// The record left by a crash, if any, and empties the file.
     func take() -> (record: CrashRecord?, unreadable: Bool) {
@@ -128,5 +123,5 @@ struct CrashRecordFile: Sendable {
         return (record, record == nil)
     }
 
-    func site(_ subject: CrashSubject) -> CrashSite? { CrashSite(file: path, subject: subject) }
+    func site(_ subject: CrashSubject) -> CrashSite { CrashSite(file: self, subject: subject) }
 }

@@ -141,12 +141,18 @@ extension Shard {
             let definition = registry.steps[task.name]
             let context = StepContext(workflowId: task.workflowId, stepId: task.stepId, name: task.name,
                                       attempt: task.attempt, shard: shard, logger: logger)
-            let run: @Sendable () async -> Void = {
+            // The step runs with its crash site set, so a trap in its code is recorded as its own.
+            let site = crashSite(CrashSubject(kind: .step, workflowId: task.workflowId, stepId: task.stepId))
+            started.append((key, Task {
                 let started = ContinuousClock.now
                 let result: Result<String, StepError>
                 if let definition {
                     do {
-                        result = .success(try await definition.run(task.input, context))
+                        if let site {
+                            result = .success(try await site.attributing { try await definition.run(task.input, context) })
+                        } else {
+                            result = .success(try await definition.run(task.input, context))
+                        }
                     } catch {
                         result = .failure(StepError(message: String(describing: error)))
                     }
@@ -157,13 +163,7 @@ extension Shard {
                 stepDuration.recordNanoseconds((finished - started).nanoseconds)
                 self.finish(StepOutcome(workflowId: task.workflowId, stepId: task.stepId, name: task.name, attempt: task.attempt,
                                         result: result, finishedAt: finished), key: key)
-            }
-            // The step's jobs run with its crash site set, so a trap in its code is recorded as its own.
-            if let site = crashSite(CrashSubject(kind: .step, workflowId: task.workflowId, stepId: task.stepId)) {
-                started.append((key, Task(executorPreference: CrashAttributingExecutor(site: site), operation: run)))
-            } else {
-                started.append((key, Task(operation: run)))
-            }
+            }))
         }
         runtime.withLock { state in
             // A step that already finished has left its slot; only the others keep a handle.

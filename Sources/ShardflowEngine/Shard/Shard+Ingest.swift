@@ -66,7 +66,7 @@ extension Shard {
         switch decoded {
         case .start(let start):
             guard let definition = registry.workflows[start.workflow] else {
-                try deadLetter(db, message, reason: "unknown workflow \"\(start.workflow.prefix(200))\"", now: now,
+                try deadLetter(db, message, reason: "unknown workflow \"\(start.workflow.prefix(utf8Bytes: 200))\"", now: now,
                                summary: &summary, effects: &effects)
                 return
             }
