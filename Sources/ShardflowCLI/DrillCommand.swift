@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Shardflow
+import ShardflowKafka
 
 struct DrillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,10 +36,13 @@ struct DrillCommand: AsyncParsableCommand {
         options.llmErrorRate = llmErrorRate
         options.brokers = brokers
         options.seed = seed
-        for assignment in properties {
-            guard let equals = assignment.firstIndex(of: "=") else { throw ValidationError("-X takes key=value, got \(assignment)") }
-            options.kafkaProperties[String(assignment[..<equals])] = String(assignment[assignment.index(after: equals)...])
+        var parsed = KafkaConfiguration(bootstrapServers: brokers ?? "")
+        do {
+            try parsed.add(assignments: properties)
+        } catch {
+            throw ValidationError("\(error)")
         }
+        options.kafkaProperties = parsed.properties
         let report = try await FaultDrill(options: options, logger: logger).run { line in
             FileHandle.standardError.write(Data("drill: \(line)\n".utf8))
         }

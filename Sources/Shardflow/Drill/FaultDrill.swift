@@ -147,8 +147,11 @@ public struct FaultDrill: Sendable {
         progress("waiting for \(options.workers) workers to be ready")
         try await pool.waitUntilReady()
 
-        let completions = try await TopicReader(configuration: kafka, topic: topics.completions, fromBeginning: true)
-        let deadLetters = try await TopicReader(configuration: kafka, topic: topics.deadLetters, fromBeginning: true)
+        // The drill's own readers lose the broker on purpose: their connection errors are not news.
+        var quiet = logger
+        quiet.logLevel = .critical
+        let completions = try await TopicReader(configuration: kafka, topic: topics.completions, fromBeginning: true, logger: quiet)
+        let deadLetters = try await TopicReader(configuration: kafka, topic: topics.deadLetters, fromBeginning: true, logger: quiet)
         let seen = DrillObservations()
         let readers = [
             Task { for await batch in completions.batches() { seen.addCompletions(batch) } },
