@@ -12,6 +12,12 @@ import Testing
         registry.registerWorkflow("big-result", args: Int.self, result: String.self) { ctx, size in
             try await ctx.run("big", size, as: String.self)
         }
+        registry.registerStep("huge-error", input: Int.self, output: Int.self, retry: .atMostOnce) { size, _ in
+            throw TestFailure(message: String(repeating: "e", count: size))
+        }
+        registry.registerWorkflow("huge-error", args: Int.self, result: Int.self) { ctx, size in
+            try await ctx.run("huge-error", size, as: Int.self)
+        }
         registry.registerWorkflow("validated", args: Count.self, result: Count.self, validate: { args in
             try InvalidArgs.require("steps", args.steps, in: 0...10)
         }) { _, args in args }
@@ -155,9 +161,18 @@ import Testing
         shard.start()
         var factory = MessageFactory()
         _ = try await shard.ingest([factory.start("huge", "big-result", .int(2_000_000)),
-                                    factory.start("fine", "big-result", .int(1000))])
+                                    factory.start("fine", "big-result", .int(1000)),
+                                    factory.start("loud", "huge-error", .int(2_000_000))])
+        try await eventually { try shard.stats().workflowsByStatus["running"] ?? 0 == 0 }
+        try expectOutboxFits(shard)
         let reader = OutboxReader(shard)
-        try await reader.waitForCompletions(2)
+        try await reader.waitForCompletions(3)
+        let loud = try #require(reader.completions["loud"]?.first)
+        #expect(loud.status == .failed)
+        #expect(loud.error?.message.hasPrefix("the workflow's error is ") == true)
+        #expect(loud.error?.message.contains("bytes, too large for a completion message") == true)
+        #expect(loud.error?.message.contains("it begins: eeee") == true)
+        #expect(loud.error?.step == "huge-error")
         let huge = try #require(reader.completions["huge"]?.first)
         #expect(huge.status == .failed)
         #expect(huge.error?.message.contains("too large for a completion message") == true)
@@ -223,6 +238,8 @@ import Testing
             #expect(try FileManager.default.attributesOfItem(atPath: crashFile)[.size] as? Int == 0)
             let detail = try #require(try shard.workflowDetail("victim"))
             #expect(detail.status == (death < 2 ? "running" : "failed"))
+            #expect(detail.crashes == death)
+            #expect(detail.quarantined == (death == 2))
             await shard.close()
         }
         shard = try await open(directory)

@@ -27,6 +27,9 @@ public enum InspectRendering {
         ]
         if let result = d.result { lines.append("result      \(compact(result))") }
         if let error = d.error { lines.append("error       \(error.message)" + (error.step.map { " (step \($0))" } ?? "")) }
+        if d.crashes > 0 || d.quarantined {
+            lines.append("crashes     its code stopped the worker \(d.crashes) times" + (d.quarantined ? "; quarantined" : ""))
+        }
         lines.append("")
         var journal = [["stepId", "kind", "name", "status", "attempts", "output / error"]]
         for row in d.journal {

@@ -148,4 +148,8 @@ public struct WorkflowDetail: Sendable, Equatable, Codable {
     public var journal: [JournalRow]
     public var pendingTasks: [PendingTask]
     public var inReplayQueue: Bool
+    /// Deaths of the worker attributed to this workflow's code.
+    public var crashes: Int = 0
+    /// Failed by quarantine after `crashes` deaths.
+    public var quarantined: Bool = false
 }

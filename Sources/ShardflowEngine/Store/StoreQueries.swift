@@ -102,7 +102,8 @@ enum StoreQueries {
         }
         let inReplayQueue = try db.int("SELECT 1 FROM replay_queue WHERE workflowId = ?", workflowId) != nil
         return try db.row("""
-            SELECT id, name, status, args, createdAt, completedAt, result, errorMessage, errorStep, generation
+            SELECT id, name, status, args, createdAt, completedAt, result, errorMessage, errorStep, generation,
+                   crashes, quarantined
             FROM workflows WHERE id = ?
             """, workflowId) { row in
             let errorMessage: String? = row[7]
@@ -112,7 +113,8 @@ enum StoreQueries {
                 createdAt: row[4], completedAt: row[5],
                 result: (row[6] as String?).flatMap { try? JSONValue.parse(Array($0.utf8)) },
                 error: errorMessage.map { WorkflowErrorInfo(message: $0, step: row[8]) },
-                generation: row[9], journal: journal, pendingTasks: tasks, inReplayQueue: inReplayQueue)
+                generation: row[9], journal: journal, pendingTasks: tasks, inReplayQueue: inReplayQueue,
+                crashes: row[10], quarantined: row[11])
         }
     }
 }
