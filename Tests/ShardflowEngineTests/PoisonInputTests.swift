@@ -18,6 +18,11 @@ import Testing
         registry.registerWorkflow("huge-error", args: Int.self, result: Int.self) { ctx, size in
             try await ctx.run("huge-error", size, as: Int.self)
         }
+        registry.registerStep("refuse", input: Int.self, output: Int.self) { _, _ in throw PermanentStepFailure("input refused") }
+        registry.registerWorkflow("refused", args: Int.self, result: Int.self) { ctx, value in
+            try await ctx.run("refuse", value, as: Int.self,
+                              retry: RetryPolicy(maxAttempts: 5, initialBackoff: .seconds(30), multiplier: 2, maxBackoff: .seconds(60), jitter: 0))
+        }
         registry.registerWorkflow("validated", args: Count.self, result: Count.self, validate: { args in
             try InvalidArgs.require("steps", args.steps, in: 0...10)
         }) { _, args in args }
@@ -179,6 +184,23 @@ import Testing
         #expect(reader.completions["fine"]?.first?.status == .succeeded)
         #expect(try shard.workflowDetail("huge")?.status == "failed")
         #expect(try shard.audit().isHealthy)
+        await shard.close()
+    }
+
+    @Test func aPermanentStepFailureIsNotRetried() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let shard = try await open(directory)
+        shard.start()
+        var factory = MessageFactory()
+        _ = try await shard.ingest([factory.start("refused-1", "refused", .int(1))])
+        let reader = OutboxReader(shard)
+        // With the policy's 30 s backoff a retry could not finish within the wait.
+        try await reader.waitForCompletions(1, limit: .seconds(10))
+        let completion = try #require(reader.completions["refused-1"]?.first)
+        #expect(completion.status == .failed)
+        #expect(completion.error?.message == "input refused")
+        #expect(try shard.workflowDetail("refused-1")?.journal.first?.attempts == 1)
         await shard.close()
     }
 

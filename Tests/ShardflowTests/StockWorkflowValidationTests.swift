@@ -46,3 +46,15 @@ import Testing
         await shard.close()
     }
 }
+
+/// The LLM step's errors say whether the engine's retry policy applies.
+@Suite struct LLMStepFailureTests {
+    @Test func clientErrorsArePermanentAndServerErrorsRetryable() {
+        func retryable(_ status: Int) -> Bool? {
+            let error: any Error = LLMError(kind: .httpStatus, status: status, message: "", attempts: 1)
+            return (error as? any StepFailureClassifying)?.isRetryable
+        }
+        #expect([400, 401, 403, 404].allSatisfy { retryable($0) == false })
+        #expect([429, 500, 529].allSatisfy { retryable($0) == true })
+    }
+}

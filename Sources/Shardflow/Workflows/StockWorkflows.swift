@@ -175,3 +175,7 @@ public struct ApprovalResult: Codable, Sendable {
     public var timedOut: Bool
     public var decision: JSONValue?
 }
+
+/// An LLM call that failed for good (400, 401, 403, 404, an invalid request) fails its step at once; 429,
+/// 529, 5xx, timeouts and connection errors keep the step's retry policy.
+extension LLMError: StepFailureClassifying {}

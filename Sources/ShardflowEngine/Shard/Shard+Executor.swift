@@ -154,7 +154,8 @@ extension Shard {
                             result = .success(try await definition.run(task.input, context))
                         }
                     } catch {
-                        result = .failure(StepError(message: String(describing: error)))
+                        let retryable = (error as? any StepFailureClassifying)?.isRetryable ?? true
+                        result = .failure(StepError(message: String(describing: error), retryable: retryable))
                     }
                 } else {
                     result = .failure(StepError(message: "step \(task.name) is not registered in this worker"))
@@ -273,7 +274,8 @@ extension Shard {
                 }),
                 attempt == outcome.attempt
             else { return nil }
-            if outcome.attempt < policy.maxAttempts {
+            // A permanent failure (the step's error said so) is final at once, whatever the policy allows.
+            if error.retryable && outcome.attempt < policy.maxAttempts {
                 let delay = policy.backoffMilliseconds(afterAttempt: outcome.attempt, unitRandom: Double.random(in: 0..<1))
                 try db.run("""
                     UPDATE tasks SET state = 'queued', claimedEpoch = NULL, readyAt = ? WHERE workflowId = ? AND stepId = ?

@@ -46,6 +46,8 @@ public final class Shard: Sendable {
 
     struct StepError: Error, Sendable {
         let message: String
+        /// False when the step's error said another attempt cannot succeed (`StepFailureClassifying`).
+        var retryable = true
     }
 
     struct TaskKey: Hashable, Sendable {

@@ -38,6 +38,20 @@ public struct StepFailedError: Error, Sendable, Equatable, CustomStringConvertib
     public var description: String { "step \(step) failed: \(message)" }
 }
 
+/// An error a step throws may say whether another attempt can succeed. One that says no fails the step at
+/// once, whatever its retry policy allows (an HTTP 400, an input the step refuses); errors that do not
+/// conform are retried by the policy.
+public protocol StepFailureClassifying: Error {
+    var isRetryable: Bool { get }
+}
+
+/// Throw from a step to fail it at once, without retries.
+public struct PermanentStepFailure: StepFailureClassifying, Sendable, Equatable, CustomStringConvertible {
+    public let description: String
+    public var isRetryable: Bool { false }
+    public init(_ description: String) { self.description = description }
+}
+
 /// The body did something other than what its journal recorded.
 public struct DeterminismViolation: Error, Sendable, Equatable, CustomStringConvertible {
     public let description: String

@@ -94,7 +94,9 @@ public struct InvalidArgs: Error, CustomStringConvertible, Sendable {
     }
 }
 
-struct StepInputError: Error, CustomStringConvertible {
+/// A step's input that does not decode: no attempt can do better.
+struct StepInputError: StepFailureClassifying, CustomStringConvertible {
     let message: String
     var description: String { message }
+    var isRetryable: Bool { false }
 }
