@@ -94,8 +94,11 @@ struct SendEventCommand: AsyncParsableCommand {
     @Argument(help: "The event's value, as JSON.") var value: String
 
     func run() async throws {
-        guard let json = try? JSONDecoder().decode(JSONValue.self, from: Data(value.utf8)) else {
-            throw ValidationError("the event value is not valid JSON: \(value)")
+        let json: JSONValue
+        do {
+            json = try JSONValue.parse(Array(value.utf8))
+        } catch {
+            throw ValidationError("the event value is not valid JSON (\(error)): \(value)")
         }
         let client = try WorkflowClient(configuration: try kafka.configuration(), topics: kafka.topics)
         let report = try await client.send(EventMessage(workflowId: workflowId, name: name, value: json))

@@ -17,8 +17,11 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "Prefix of generated workflow ids.") var idPrefix: String = "wf"
 
     func run() async throws {
-        guard let argsValue = try? JSONDecoder().decode(JSONValue.self, from: Data(args.utf8)) else {
-            throw ValidationError("--args is not valid JSON: \(args)")
+        let argsValue: JSONValue
+        do {
+            argsValue = try JSONValue.parse(Array(args.utf8))
+        } catch {
+            throw ValidationError("--args is not valid JSON (\(error)): \(args)")
         }
         let client = try WorkflowClient(configuration: try kafka.configuration(), topics: kafka.topics)
         defer { Task { await client.close() } }

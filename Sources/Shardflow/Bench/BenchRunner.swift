@@ -182,10 +182,9 @@ public struct BenchRunner: Sendable {
         var failed = 0
         let line = BenchProgressLine(total: total)
         var lastPrint = ContinuousClock.now
-        let decoder = JSONDecoder()
         for await batch in reader.batches() {
             for message in batch {
-                guard let event = try? decoder.decode(CompletionEvent.self, from: Data(message.value)),
+                guard let event = try? JSONCoding.decode(CompletionEvent.self, from: message.value),
                       index[event.workflowId] != nil, found[event.workflowId] == nil else { continue }
                 found[event.workflowId] = event
                 if event.status != .succeeded { failed += 1 }

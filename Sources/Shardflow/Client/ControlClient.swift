@@ -1,5 +1,6 @@
 import Foundation
 import ShardflowEngine
+import ShardflowJSON
 import ShardflowKafka
 
 /// Publishes operator commands and collects their answers from the control-results topic.
@@ -45,10 +46,9 @@ public struct ControlClient: Sendable {
         }
         defer { deadline.cancel() }
         var found: [String: ControlResult] = [:]
-        let decoder = JSONDecoder()
         for await batch in reader.batches() {
             for message in batch {
-                guard let result = try? decoder.decode(ControlResult.self, from: Data(message.value)),
+                guard let result = try? JSONCoding.decode(ControlResult.self, from: message.value),
                       wanted.contains(result.commandId) else { continue }
                 found[result.commandId] = result
             }

@@ -8,15 +8,11 @@ import ShardflowKafka
 public final class WorkflowClient: Sendable {
     public let topics: ShardflowTopics
     private let producer: KafkaProducer
-    private let encoder: JSONEncoder
 
     public init(configuration: KafkaConfiguration, topics: ShardflowTopics) throws {
         try Librdkafka.requireSupportedVersion()
         self.topics = topics
         self.producer = try KafkaProducer(configuration: configuration)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        self.encoder = encoder
     }
 
     public func start(_ message: StartMessage) async throws -> DeliveryReport {
@@ -35,7 +31,7 @@ public final class WorkflowClient: Sendable {
     public func send(_ command: ControlCommand) async throws -> DeliveryReport {
         try await producer.send(KafkaProducerMessage(
             topic: topics.control, partition: Int32(command.shard),
-            key: Array(command.commandId.utf8), value: Array(try encoder.encode(command))))
+            key: Array(command.commandId.utf8), value: try command.contractJSON()))
     }
 
     /// Publishes many starts, `batchSize` at a time, calling `progress` with the number delivered so far.
@@ -76,6 +72,6 @@ public final class WorkflowClient: Sendable {
     }
 
     private func workflowMessage(key: String, _ value: some Encodable) throws -> KafkaProducerMessage {
-        KafkaProducerMessage(topic: topics.workflows, key: Array(key.utf8), value: Array(try encoder.encode(value)))
+        KafkaProducerMessage(topic: topics.workflows, key: Array(key.utf8), value: try value.contractJSON())
     }
 }

@@ -367,9 +367,8 @@ final class DrillObservations: Sendable {
     private let state = Mutex(State())
 
     func addCompletions(_ messages: [KafkaMessage]) {
-        let decoder = JSONDecoder()
         let now = ContinuousClock.now
-        let events = messages.compactMap { try? decoder.decode(CompletionEvent.self, from: Data($0.value)) }
+        let events = messages.compactMap { try? JSONCoding.decode(CompletionEvent.self, from: $0.value) }
         state.withLock { state in
             for event in events {
                 state.completionMessages += 1
@@ -381,8 +380,7 @@ final class DrillObservations: Sendable {
     }
 
     func addDeadLetters(_ messages: [KafkaMessage]) {
-        let decoder = JSONDecoder()
-        let letters = messages.compactMap { try? decoder.decode(DeadLetter.self, from: Data($0.value)) }
+        let letters = messages.compactMap { try? JSONCoding.decode(DeadLetter.self, from: $0.value) }
         state.withLock { state in
             for letter in letters { state.deadLetters["\(letter.sourceTopic)/\(letter.partition)/\(letter.offset)"] = letter.key }
         }
