@@ -86,9 +86,7 @@ struct DemoCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
-        var logging = self.logging
-        if logging.logLevel == "info" { logging.logLevel = "warning" }
-        let logger = try logging.bootstrap(label: "shardflow.demo")
+        let logger = try logging.bootstrapForReport(label: "shardflow.demo")
         var bench = try BenchArguments.parse(["--workflows", String(workflows), "--workflow", "llm-chain",
                                               "--steps", "3", "--output", output])
         bench.stallTimeout = 120

@@ -24,9 +24,7 @@ struct DrillCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
-        var logging = self.logging
-        if logging.logLevel == "info" { logging.logLevel = "warning" }
-        let logger = try logging.bootstrap(label: "shardflow.drill")
+        let logger = try logging.bootstrapForReport(label: "shardflow.drill")
         var options = FaultDrillOptions(workerExecutable: try ExecutablePath.current(), outputDirectory: output)
         options.workflows = workflows
         options.steps = steps

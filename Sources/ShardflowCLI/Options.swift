@@ -48,4 +48,11 @@ struct LoggingOptions: ParsableArguments {
         format.bootstrap(level: level)
         return Logger(label: label)
     }
+
+    /// For commands that print a report (demo, drill): warnings and worse unless another level was asked for.
+    func bootstrapForReport(label: String) throws -> Logger {
+        var quieter = self
+        if quieter.logLevel == "info" { quieter.logLevel = "warning" }
+        return try quieter.bootstrap(label: label)
+    }
 }

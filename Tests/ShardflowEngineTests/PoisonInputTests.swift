@@ -13,7 +13,8 @@ import Testing
             try await ctx.run("big", size, as: String.self)
         }
         registry.registerStep("huge-error", input: Int.self, output: Int.self, retry: .atMostOnce) { size, _ in
-            throw TestFailure(message: String(repeating: "e", count: size))
+            // A negative size: control characters, which take 6 bytes each once escaped in JSON.
+            throw TestFailure(message: size < 0 ? String(repeating: "\u{1}", count: -size) : String(repeating: "e", count: size))
         }
         registry.registerWorkflow("huge-error", args: Int.self, result: Int.self) { ctx, size in
             try await ctx.run("huge-error", size, as: Int.self)
@@ -81,6 +82,30 @@ import Testing
         #expect(reader.deadLetters[1].error.contains("the Kafka key must be the workflowId"))
         #expect(reader.deadLetters[1].error.contains("\"another-key\""))
         #expect(reader.deadLetters[2].error.contains("(got no key)"))
+        await shard.close()
+    }
+
+    @Test func aCancelOfAnUnknownWorkflowAndAnEventForAFinishedOneAreAnswered() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let shard = try await open(directory)
+        shard.start()
+        var factory = MessageFactory()
+        _ = try await shard.ingest([factory.start("done", "noop", .object(["steps": .int(0)]))])
+        let reader = OutboxReader(shard)
+        try await reader.waitForCompletions(1)
+        let ghost = CancelMessage(workflowId: "ghost")
+        let late = EventMessage(workflowId: "done", name: "approval", value: .bool(true))
+        let early = EventMessage(workflowId: "not-yet", name: "approval", value: .bool(true))
+        let summary = try await shard.ingest([factory.raw(try ghost.contractJSON(), key: "ghost"),
+                                              factory.raw(try late.contractJSON(), key: "done"),
+                                              factory.raw(try early.contractJSON(), key: "not-yet")])
+        #expect(summary.deadLetters == 2)
+        #expect(summary.events == 1)
+        try reader.drain()
+        #expect(reader.deadLetters.map(\.key) == ["ghost", "done"])
+        #expect(reader.deadLetters[0].error.contains("which this shard does not know"))
+        #expect(reader.deadLetters[1].error.contains("has already completed (succeeded)"))
         await shard.close()
     }
 
@@ -167,11 +192,13 @@ import Testing
         var factory = MessageFactory()
         _ = try await shard.ingest([factory.start("huge", "big-result", .int(2_000_000)),
                                     factory.start("fine", "big-result", .int(1000)),
-                                    factory.start("loud", "huge-error", .int(2_000_000))])
+                                    factory.start("loud", "huge-error", .int(2_000_000)),
+                                    factory.start("escaped", "huge-error", .int(-300_000))])
         try await eventually { try shard.stats().workflowsByStatus["running"] ?? 0 == 0 }
         try expectOutboxFits(shard)
         let reader = OutboxReader(shard)
-        try await reader.waitForCompletions(3)
+        try await reader.waitForCompletions(4)
+        #expect(reader.completions["escaped"]?.first?.error?.message.contains("too large for a completion message") == true)
         let loud = try #require(reader.completions["loud"]?.first)
         #expect(loud.status == .failed)
         #expect(loud.error?.message.hasPrefix("the workflow's error is ") == true)

@@ -67,19 +67,11 @@ public struct BenchRunner: Sendable {
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
 
         // Broker.
-        var broker: LocalBroker?
-        let brokers: String
-        var properties = options.kafkaProperties
-        if let given = options.brokers {
-            brokers = given
-        } else {
-            progress("starting a local broker")
-            let started = try await LocalBroker.started(logger: logger)
-            broker = started
-            brokers = started.bootstrapServers
-            properties.merge(LocalBroker.clientProperties) { given, _ in given }
-        }
-        let kafka = KafkaConfiguration(bootstrapServers: brokers, properties: properties)
+        let broker = try await RunBroker.start(given: options.brokers, storage: .memory,
+                                               properties: options.kafkaProperties, logger: logger, progress: progress)
+        let brokers = broker.bootstrapServers
+        let properties = broker.kafka.properties
+        let kafka = broker.kafka
         let topics = ShardflowTopics(prefix: runId)
         try await TopicSetup.createAll(admin: try KafkaAdmin(configuration: kafka), topics: topics,
                                        partitions: options.shards)
@@ -150,7 +142,7 @@ public struct BenchRunner: Sendable {
             progress("mock LLM: " + mock.summary())
             await mock.stop()
         }
-        if let broker { await broker.stop() }
+        await broker.stop()
 
         let records = starts.enumerated().map { position, start in
             let completion = collected[start.workflowId]

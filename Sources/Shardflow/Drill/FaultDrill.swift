@@ -114,19 +114,13 @@ public struct FaultDrill: Sendable {
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         var random = SplitMix64(seed: options.seed)
 
-        var broker: LocalBroker?
-        let brokers: String
-        var properties = options.kafkaProperties
-        if let given = options.brokers {
-            brokers = given
-        } else {
-            progress("starting a local broker on durable storage")
-            let started = try await LocalBroker.started(storage: .objectStore, logger: logger)
-            broker = started
-            brokers = started.bootstrapServers
-            properties.merge(LocalBroker.clientProperties) { given, _ in given }
-        }
-        let kafka = KafkaConfiguration(bootstrapServers: brokers, properties: properties)
+        let run = try await RunBroker.start(given: options.brokers, storage: .objectStore,
+                                            properties: options.kafkaProperties, logger: logger, progress: progress)
+        // The broker the drill may stop and kill: only one it started itself.
+        let broker = run.local
+        let brokers = run.bootstrapServers
+        let properties = run.kafka.properties
+        let kafka = run.kafka
         let topics = ShardflowTopics(prefix: runId)
         try await TopicSetup.createAll(admin: try KafkaAdmin(configuration: kafka), topics: topics, partitions: options.shards)
 
@@ -240,7 +234,7 @@ public struct FaultDrill: Sendable {
         for task in readers { await task.value }
         progress("mock LLM: " + mock.summary())
         await mock.stop()
-        if let broker { await broker.stop() }
+        await run.stop()
 
         var report = FaultDrillReport()
         report.submitted = starts.count

@@ -20,10 +20,10 @@ enum BoundedOutput {
         var key = rawKey.map { String(decoding: $0, as: UTF8.self) }
         var keyTruncated = false
         if let whole = key, whole.utf8.count > MessageLimits.maxDeadLetterKeyBytes {
-            key = utf8Prefix(whole, maxBytes: MessageLimits.maxDeadLetterKeyBytes)
+            key = whole.prefix(utf8Bytes: MessageLimits.maxDeadLetterKeyBytes)
             keyTruncated = true
         }
-        let reason = utf8Prefix(error, maxBytes: MessageLimits.maxReasonBytes * 2)
+        let reason = error.prefix(utf8Bytes: MessageLimits.maxReasonBytes * 2)
         let isText = value.map { String(validating: $0, as: UTF8.self) != nil } ?? true
         let encoding: DeadLetter.ValueEncoding = isText ? .utf8 : .base64
         func encoded(_ text: String?, truncated: Bool) -> Message {
@@ -65,9 +65,6 @@ enum BoundedOutput {
         while end > 0 && end < bytes.count && bytes[end] & 0xC0 == 0x80 { end -= 1 }
         return String(decoding: bytes[..<end], as: UTF8.self)
     }
-
-    /// At most `maxBytes` of `text`, cut at a character boundary.
-    static func utf8Prefix(_ text: String, maxBytes: Int) -> String { text.prefix(utf8Bytes: maxBytes) }
 
     static func sha256Hex(_ bytes: [UInt8]) -> String {
         SHA256.hash(data: bytes).map { byte in

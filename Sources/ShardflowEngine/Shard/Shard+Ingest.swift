@@ -91,9 +91,21 @@ extension Shard {
                 summary.duplicateStarts += 1
             }
         case .cancel(let cancel):
+            // A cancel for a workflow the shard never had (or has pruned) would change nothing: say so.
+            guard try loadWorkflow(db, cancel.workflowId) != nil else {
+                try deadLetter(db, message, reason: "cancel of workflowId \"\(cancel.workflowId)\", which this shard does not know (never started, or finished and past its retention)",
+                               now: now, summary: &summary, effects: &effects)
+                return
+            }
             _ = try self.cancel(db, workflowId: cancel.workflowId, reason: cancel.reason, now: now, effects: &effects)
             summary.canceled += 1
         case .event(let event):
+            // Kept for a workflow that has not started yet (the contract), but not for one that has finished.
+            if let workflow = try loadWorkflow(db, event.workflowId), workflow.status != "running" {
+                try deadLetter(db, message, reason: "event \"\(event.name)\" for workflowId \"\(event.workflowId)\", which has already completed (\(workflow.status)); it is not kept",
+                               now: now, summary: &summary, effects: &effects)
+                return
+            }
             _ = try deliverEvent(db, workflowId: event.workflowId, name: event.name, value: event.value, now: now,
                                  effects: &effects)
             summary.events += 1
@@ -105,7 +117,7 @@ extension Shard {
     private func routingProblem(_ workflowId: String, _ message: InboundMessage) -> String? {
         let fix = "produce with key = workflowId and partitioner=murmur2_random (the Java client's default; librdkafka's default consistent_random places keys elsewhere)"
         if message.key.map({ $0 != Array(workflowId.utf8) }) ?? true {
-            let got = message.key.map { "\"\(BoundedOutput.utf8Prefix(String(decoding: $0, as: UTF8.self), maxBytes: 200))\"" } ?? "no key"
+            let got = message.key.map { "\"\(String(decoding: $0, as: UTF8.self).prefix(utf8Bytes: 200))\"" } ?? "no key"
             return "the Kafka key must be the workflowId \"\(workflowId)\" (got \(got)): \(fix)"
         }
         if let count = configuration.workflowsPartitionCount, count > 0 {
@@ -169,7 +181,7 @@ extension Shard {
             }
         } else {
             let given = fields["type"]?.stringValue ?? fields["type"]?.jsonString() ?? ""
-            rejection = "unknown type \"\(BoundedOutput.utf8Prefix(given, maxBytes: 100))\"" + (given.utf8.count > 100 ? " (\(given.utf8.count) bytes)" : "")
+            rejection = "unknown type \"\(given.prefix(utf8Bytes: 100))\"" + (given.utf8.count > 100 ? " (\(given.utf8.count) bytes)" : "")
         }
         let answered = try operationResult ?? result(db, AffectedCounts())
         let controlResult = ControlResult(

@@ -75,37 +75,40 @@ extension Shard {
     func completeWorkflow(_ db: Database, workflow: WorkflowRow, status: CompletionStatus, result: String?,
                           error: WorkflowErrorInfo?, now: Int64, leftovers: CompletionLeftovers? = nil,
                           effects: inout Effects) throws {
-        let sequence = try nextSequence(db, column: "completionSeq")
-        var status = status
-        var result = result
-        var error = error
-        func event(steps: Int) -> CompletionEvent {
-            CompletionEvent(
-                eventId: eventId(prefix: "c", sequence: sequence), workflowId: workflow.id, workflow: workflow.name,
-                shard: shard, status: status, result: result.flatMap { try? JSONValue.parse(Array($0.utf8)) },
-                error: error, createdAt: workflow.createdAt, completedAt: now, steps: steps)
+        let steps: Int
+        if let known = leftovers?.knownSteps {
+            steps = known
+        } else {
+            steps = Int(try db.int("SELECT COUNT(*) FROM journal WHERE workflowId = ? AND kind = 'step'", workflow.id) ?? 0)
         }
-        // Sizes are checked before anything is written, so the row and the message agree.
-        let resultBytes = result?.utf8.count ?? 0
-        let errorBytes = error.map { $0.message.utf8.count + ($0.step?.utf8.count ?? 0) } ?? 0
-        let budget = MessageLimits.maxOutboundBytes - workflow.id.utf8.count - 1024
-        if resultBytes + errorBytes > budget {
-            let what = resultBytes > errorBytes ? "result" : "error"
-            let size = max(resultBytes, errorBytes)
-            var message = "the workflow's \(what) is \(size) bytes, too large for a completion message (limit \(MessageLimits.maxOutboundBytes) bytes)"
+        var event = CompletionEvent(
+            eventId: eventId(prefix: "c", sequence: try nextSequence(db, column: "completionSeq")), workflowId: workflow.id,
+            workflow: workflow.name, shard: shard, status: status, result: result.flatMap { try? JSONValue.parse(Array($0.utf8)) },
+            error: error, createdAt: workflow.createdAt, completedAt: now, steps: steps)
+        var result = result
+        var bytes = try event.contractJSON()
+        // The size is checked on the encoded message (escapes included) before anything is written, so the
+        // row and the message agree.
+        if bytes.count + workflow.id.utf8.count > MessageLimits.maxOutboundBytes {
+            let resultBytes = result?.utf8.count ?? 0
+            let errorBytes = error.map { $0.message.utf8.count + ($0.step?.utf8.count ?? 0) } ?? 0
+            let what = resultBytes >= errorBytes ? "result" : "error"
+            var message = "the workflow's \(what) is \(max(resultBytes, errorBytes)) bytes, too large for a completion message (limit \(MessageLimits.maxOutboundBytes) bytes)"
             if let original = error?.message {
-                message += "; it begins: " + BoundedOutput.utf8Prefix(original, maxBytes: 1000)
+                message += "; it begins: " + original.prefix(utf8Bytes: 1000)
             }
             metrics.oversizedOutputs.increment()
             logger.warning("workflow \(workflow.id): \(message)")
-            status = .failed
+            event.status = .failed
+            event.result = nil
+            event.error = WorkflowErrorInfo(message: message, step: error?.step.map { $0.prefix(utf8Bytes: 200) })
             result = nil
-            error = WorkflowErrorInfo(message: message, step: error?.step.map { BoundedOutput.utf8Prefix($0, maxBytes: 200) })
+            bytes = try event.contractJSON()
         }
         try db.run("""
             UPDATE workflows SET status = ?, result = ?, errorMessage = ?, errorStep = ?, completedAt = ?
             WHERE id = ?
-            """, status.rawValue, result, error?.message, error?.step, now, workflow.id)
+            """, event.status.rawValue, result, event.error?.message, event.error?.step, now, workflow.id)
         if leftovers?.mayHaveOpenOperations ?? true {
             try db.run("DELETE FROM tasks WHERE workflowId = ?", workflow.id)
             try db.run("DELETE FROM timers WHERE workflowId = ?", workflow.id)
@@ -116,15 +119,8 @@ extension Shard {
         if leftovers?.mayBeInReplayQueue ?? true {
             try db.run("DELETE FROM replay_queue WHERE workflowId = ?", workflow.id)
         }
-        let steps: Int
-        if let known = leftovers?.knownSteps {
-            steps = known
-        } else {
-            steps = Int(try db.int("SELECT COUNT(*) FROM journal WHERE workflowId = ? AND kind = 'step'", workflow.id) ?? 0)
-        }
-        try appendOutbox(db, topic: .completions, key: workflow.id, value: try event(steps: steps).contractJSON(),
-                         effects: &effects)
-        metrics.completed(status)
+        try appendOutbox(db, topic: .completions, key: workflow.id, value: bytes, effects: &effects)
+        metrics.completed(event.status)
         metrics.workflowDuration.recordMilliseconds(max(0, now - workflow.startedAt))
     }
 
