@@ -8,28 +8,34 @@ struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
         abstract: "Publish operator commands to shards (see docs/operations.md).",
-        subcommands: [FailPending.self, BumpEpoch.self, Resume.self, ClearReplayQueue.self, ClearTaskQueue.self])
+        subcommands: [FailPending.self, BumpEpoch.self, Resume.self, ClearReplayQueue.self, ClearTaskQueue.self,
+                      FailParked.self])
 
     struct Target: ParsableArguments {
         @OptionGroup var kafka: KafkaOptions
-        @Option(help: "A shard number, or 'all'.") var shard: String
+        @Option(help: "A shard number, or 'all' (fail-parked --workflow finds the workflow's shard itself).") var shard: String?
         @Option(help: "Why (recorded with the command; the error of failed steps for fail-pending).") var reason: String?
         @Flag(help: "Wait for every answer, print them, exit non-zero if any was rejected.") var wait = false
         @Option(help: "Seconds to wait for answers.") var timeout: Int = 60
 
-        func run(_ type: ControlCommandType) async throws {
+        func run(_ type: ControlCommandType, workflowId: String? = nil) async throws {
             let client = ControlClient(configuration: try kafka.configuration(), topics: kafka.topics)
             let shards: [Int]
-            if shard == "all" {
+            switch shard {
+            case nil:
+                guard let workflowId else { throw ValidationError("--shard is required (a shard number, or 'all')") }
+                shards = [ShardRouting.partition(ofWorkflowId: workflowId, partitionCount: try await client.shardCount())]
+            case "all"?:
                 shards = Array(0..<(try await client.shardCount()))
-            } else if let number = Int(shard), number >= 0 {
+            case let text?:
+                guard let number = Int(text), number >= 0 else {
+                    throw ValidationError("--shard takes a shard number or 'all', got '\(text)'")
+                }
                 shards = [number]
-            } else {
-                throw ValidationError("--shard takes a shard number or 'all', got '\(shard)'")
             }
             let idPrefix = LoadGenerator.runId(prefix: "ops-\(type.rawValue)")
             let results = try await client.send(type, shards: shards, reason: reason, idPrefix: idPrefix,
-                                                wait: wait, timeout: .seconds(timeout))
+                                                wait: wait, timeout: .seconds(timeout), workflowId: workflowId)
             guard wait else {
                 print("published \(type.rawValue) to \(shards.count) shard(s), command ids \(idPrefix)-<shard>")
                 return
@@ -63,6 +69,20 @@ struct AdminCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "clear-replay-queue", abstract: "Delete every replay-queue row (may leave workflows stuck).")
         @OptionGroup var target: Target
         func run() async throws { try await target.run(.clearReplayQueue) }
+    }
+
+    struct FailParked: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "fail-parked",
+            abstract: "Fail parked workflows on purpose: one (--workflow) or every parked one of the shards (--shard).")
+        @OptionGroup var target: Target
+        @Option(help: "The one parked workflow to fail (its shard is found from its id).") var workflow: String?
+        func run() async throws {
+            if let workflow, !InboundDecoding.isValidWorkflowId(workflow) {
+                throw ValidationError("--workflow must be 1 to 200 characters of [A-Za-z0-9._:-]")
+            }
+            try await target.run(.failParkedWorkflows, workflowId: workflow)
+        }
     }
 
     struct ClearTaskQueue: AsyncParsableCommand {

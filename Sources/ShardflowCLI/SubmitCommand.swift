@@ -15,6 +15,7 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "The workflowId (one workflow). Default: generated.") var id: String?
     @Option(help: "Start this many workflows with generated ids.") var count: Int?
     @Option(help: "Prefix of generated workflow ids.") var idPrefix: String = "wf"
+    @Option(help: "The registered version of the workflow to run. Default: the newest the worker has.") var version: Int?
 
     func run() async throws {
         let argsValue: JSONValue
@@ -23,12 +24,16 @@ struct SubmitCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("--args is not valid JSON (\(error)): \(args)")
         }
+        if let version, !(1...WorkflowRegistry.maxVersion).contains(version) {
+            throw ValidationError("--version must be from 1 to \(WorkflowRegistry.maxVersion)")
+        }
         let client = try WorkflowClient(configuration: try kafka.configuration(), topics: kafka.topics)
         defer { Task { await client.close() } }
         if let count {
             guard count > 0 else { throw ValidationError("--count must be positive") }
             guard id == nil else { throw ValidationError("--id and --count exclude each other") }
-            let messages = LoadGenerator.starts(workflow: workflow, args: argsValue, count: count, idPrefix: idPrefix)
+            let messages = LoadGenerator.starts(workflow: workflow, args: argsValue, count: count, idPrefix: idPrefix,
+                                               version: version)
             let started = ContinuousClock.now
             try await client.startAll(messages) { delivered in
                 let seconds = max(0.001, (ContinuousClock.now - started).seconds)
@@ -42,7 +47,8 @@ struct SubmitCommand: AsyncParsableCommand {
                 throw ValidationError("invalid workflowId '\(workflowId)': 1 to 200 characters of [A-Za-z0-9._:-]")
             }
             let report = try await client.start(StartMessage(workflowId: workflowId, workflow: workflow, args: argsValue,
-                                                             createdAt: Int64(Date().timeIntervalSince1970 * 1000)))
+                                                             createdAt: Int64(Date().timeIntervalSince1970 * 1000),
+                                                             version: version))
             print("started \(workflowId) (\(workflow)) on shard \(report.partition) at offset \(report.offset)")
         }
         await client.close()

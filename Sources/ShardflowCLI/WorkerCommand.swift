@@ -31,6 +31,10 @@ struct WorkerCommand: AsyncParsableCommand {
     var quarantineAfter: Int = 2
     @Flag(help: "Also register the fault-drill workflows (drill-trap), which crash the worker on demand.")
     var drillWorkflows = false
+    @Option(help: "Also register release 1 or 2 of the deploy-drill workflows (drill-patched, drill-unpatched, drill-versioned).")
+    var drillDeploy: Int?
+    @Option(help: "What a determinism violation (workflow code changed unsafely under in-flight workflows) does: park (keep the workflow running, journal intact, until a worker that can run it owns its shard or an operator fails it) or fail.")
+    var onNondeterminism: ShardConfiguration.NondeterminismPolicy = .park
     @OptionGroup var llm: LLMOptions
 
     func run() async throws {
@@ -40,11 +44,16 @@ struct WorkerCommand: AsyncParsableCommand {
         var workflows = WorkflowRegistry()
         StockWorkflows.register(in: &workflows, llm: client, model: llm.llmModel)
         if drillWorkflows { DrillWorkflows.register(in: &workflows) }
+        if let drillDeploy {
+            guard (1...2).contains(drillDeploy) else { throw ValidationError("--drill-deploy takes 1 or 2") }
+            DeployDrillWorkflows.register(in: &workflows, release: drillDeploy)
+        }
         guard quarantineAfter >= 1 else { throw ValidationError("--quarantine-after must be at least 1") }
         var shardConfiguration = ShardConfiguration(maxConcurrency: maxConcurrency, claimLimit: claimLimit,
                                                     outboxHighWater: outboxHighWater,
                                                     retention: retention == .zero ? nil : retention)
         shardConfiguration.quarantineAfterCrashes = quarantineAfter
+        shardConfiguration.onNondeterminism = onNondeterminism
         var configuration = WorkerConfiguration(
             kafka: try kafka.configuration(), topics: kafka.topics, groupID: group, dataDirectory: dataDir,
             shard: shardConfiguration, drainTimeout: .seconds(drainTimeout))
@@ -81,3 +90,5 @@ struct LLMOptions: ParsableArguments {
         return try AnthropicClient(configuration: configuration, logger: logger)
     }
 }
+
+extension ShardConfiguration.NondeterminismPolicy: ExpressibleByArgument {}

@@ -133,7 +133,7 @@ import Testing
     func entry(_ execution: WorkflowExecution, _ id: String) -> ExecutionCache.Entry {
         ExecutionCache.Entry(execution: execution,
                              workflow: Shard.WorkflowRow(id: id, name: "sequential", args: "1", createdAt: 0, startedAt: 0,
-                                                         status: "running", generation: 1),
+                                                         status: "running", generation: 1, version: 1),
                              generation: 1)
     }
 

@@ -144,7 +144,10 @@ import Testing
         #expect(try first.stats().eventWaits == 1)
         await first.close()
 
-        let second = try await Shard.open(directory: directory.path, shard: 0, registry: after)
+        // With --on-nondeterminism fail the detector's verdict is final (the default parks: see DeployTests).
+        var failing = ShardConfiguration()
+        failing.onNondeterminism = .fail
+        let second = try await Shard.open(directory: directory.path, shard: 0, registry: after, configuration: failing)
         second.start()
         _ = try await second.deliverEvent(workflowId: "evo", name: "go", value: .null)
         let reader = OutboxReader(second)
@@ -181,7 +184,10 @@ import Testing
         try await eventually { try first.stats().timers == 2 }
         await first.close()
 
-        let second = try await Shard.open(directory: directory.path, shard: 0, registry: after, clock: clock)
+        // Failed, not parked, so that completion has to clean up (--on-nondeterminism fail).
+        var failing = ShardConfiguration()
+        failing.onNondeterminism = .fail
+        let second = try await Shard.open(directory: directory.path, shard: 0, registry: after, configuration: failing, clock: clock)
         second.start()
         let reader = OutboxReader(second)
         clock.advance(by: .seconds(10))

@@ -20,10 +20,11 @@ public struct ControlClient: Sendable {
 
     /// Publishes one command per shard (ids `<idPrefix>-<shard>`), and with `wait` collects every answer (up to
     /// `timeout`), ordered by shard. Answers not received in time are missing from the result.
+    /// - Parameter workflowId: the one workflow a `failParkedWorkflows` command is about (nil: all of a shard's).
     public func send(_ type: ControlCommandType, shards: [Int], reason: String?, idPrefix: String,
-                     wait: Bool, timeout: Duration = .seconds(60)) async throws -> [ControlResult] {
+                     wait: Bool, timeout: Duration = .seconds(60), workflowId: String? = nil) async throws -> [ControlResult] {
         let commands = shards.map {
-            ControlCommand(type: type, shard: $0, commandId: "\(idPrefix)-\($0)", reason: reason)
+            ControlCommand(type: type, shard: $0, commandId: "\(idPrefix)-\($0)", reason: reason, workflowId: workflowId)
         }
         let reader = wait
             ? try await TopicReader(configuration: configuration, topic: topics.controlResults, fromBeginning: true)

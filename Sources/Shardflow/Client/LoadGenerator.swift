@@ -13,13 +13,14 @@ public enum LoadGenerator {
         return "\(prefix)-\(String(millis, radix: 36))"
     }
 
-    public static func starts(workflow: String, args: JSONValue, count: Int, idPrefix: String) -> [StartMessage] {
+    public static func starts(workflow: String, args: JSONValue, count: Int, idPrefix: String,
+                              version: Int? = nil) -> [StartMessage] {
         let run = runId(prefix: idPrefix)
         let width = String(max(count - 1, 0)).count
         return (0..<count).map { index in
             let number = String(index)
             let padded = String(repeating: "0", count: max(0, width - number.count)) + number
-            return StartMessage(workflowId: "\(run)-\(padded)", workflow: workflow, args: args)
+            return StartMessage(workflowId: "\(run)-\(padded)", workflow: workflow, args: args, version: version)
         }
     }
 }

@@ -6,13 +6,13 @@ import ShardflowJSON
 public enum InspectRendering {
     public static func shards(_ stats: [ShardStats]) -> String {
         var rows = [["shard", "epoch", "executor", "queued", "running", "replay", "outbox", "timers", "waits",
-                     "quarantined", "workflows by status", "oldest queued createdAt"]]
+                     "quarantined", "parked", "workflows by status", "oldest queued createdAt"]]
         for s in stats {
             let statuses = s.workflowsByStatus.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                 .joined(separator: " ")
             rows.append([String(s.shard), String(s.epoch), s.executorState.rawValue, String(s.queuedTasks),
                          String(s.runningTasks), String(s.replayQueueDepth), String(s.outboxDepth), String(s.timers),
-                         String(s.eventWaits), String(s.quarantinedWorkflows), statuses.isEmpty ? "-" : statuses,
+                         String(s.eventWaits), String(s.quarantinedWorkflows), String(s.parkedWorkflows), statuses.isEmpty ? "-" : statuses,
                          s.oldestQueuedCreatedAt.map(timestamp) ?? "-"])
         }
         return table(rows)
@@ -20,19 +20,25 @@ public enum InspectRendering {
 
     public static func workflow(_ d: WorkflowDetail, shard: Int) -> String {
         var lines = [
-            "workflow    \(d.workflowId) (\(d.workflow)) on shard \(shard)",
+            "workflow    \(d.workflowId) (\(d.workflow) version \(d.version)) on shard \(shard)",
             "status      \(d.status)  generation \(d.generation)  in replay queue: \(d.inReplayQueue ? "yes" : "no")",
             "created     \(timestamp(d.createdAt))" + (d.completedAt.map { "  completed \(timestamp($0))" } ?? ""),
             "args        \(compact(d.args))",
         ]
         if let result = d.result { lines.append("result      \(compact(result))") }
         if let error = d.error { lines.append("error       \(error.message)" + (error.step.map { " (step \($0))" } ?? "")) }
+        if let reason = d.parkedReason {
+            lines.append("parked      since \(d.parkedAt.map(timestamp) ?? "-"): \(reason)")
+        } else if let parkedAt = d.parkedAt {
+            lines.append("parked      last at \(timestamp(parkedAt)); runs again")
+        }
         if d.crashes > 0 || d.quarantined {
             lines.append("crashes     its code stopped the worker \(d.crashes) times" + (d.quarantined ? "; quarantined" : ""))
         }
         lines.append("")
         var journal = [["stepId", "kind", "name", "status", "attempts", "output / error"]]
-        for row in d.journal {
+        // Patch markers (negative numbers: they are no operations) are listed after the operations.
+        for row in d.journal.filter({ $0.kind != "patch" }) + d.journal.filter({ $0.kind == "patch" }) {
             journal.append([String(row.stepId), row.kind, row.name, row.status, String(row.attempts),
                             row.error ?? row.output.map(compact) ?? ""])
         }
@@ -72,10 +78,18 @@ public enum InspectRendering {
                          + report.quarantinedWorkflows.prefix(20).joined(separator: ", ")
                          + (report.quarantinedWorkflows.count > 20 ? ", …" : ""))
         }
+        for report in reports where !report.parkedWorkflows.isEmpty {
+            lines.append("shard \(report.shard): \(report.parkedWorkflows.count) parked workflows (running, not stuck: they wait for a worker that can run them, or for admin fail-parked):")
+            for parked in report.parkedWorkflows.prefix(20) {
+                lines.append("  \(parked.workflowId) (\(parked.workflow) version \(parked.version)) since \(timestamp(parked.parkedAt)): \(parked.reason)")
+            }
+            if report.parkedWorkflows.count > 20 { lines.append("  …") }
+        }
         let stuck = reports.reduce(0) { $0 + $1.stuckWorkflows.count }
         let broken = reports.filter { !$0.isHealthy }.count
         let quarantined = reports.reduce(0) { $0 + $1.quarantinedWorkflows.count }
-        lines.append("\(reports.count) shards checked: \(broken) with problems, \(stuck) stuck workflows, \(quarantined) quarantined")
+        let parked = reports.reduce(0) { $0 + $1.parkedWorkflows.count }
+        lines.append("\(reports.count) shards checked: \(broken) with problems, \(stuck) stuck workflows, \(quarantined) quarantined, \(parked) parked")
         return lines.joined(separator: "\n")
     }
 

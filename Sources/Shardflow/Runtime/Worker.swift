@@ -358,6 +358,7 @@ public final class Worker: Service, Sendable {
                 Gauge(label: "shardflow_outbox_oldest_age_seconds", dimensions: dimensions)
                     .record(Double(stats.oldestOutboxCreatedAt.map { max(0, now - $0) } ?? 0) / 1000)
                 Gauge(label: "shardflow_quarantined_workflows", dimensions: dimensions).record(stats.quarantinedWorkflows)
+                Gauge(label: "shardflow_parked_workflows", dimensions: dimensions).record(stats.parkedWorkflows)
                 if let high = consumer.cachedHighWatermark(topic: configuration.topics.workflows, partition: Int32(number)) {
                     let lag = max(0, high - (stats.nextWorkflowsOffset ?? 0))
                     Gauge(label: "shardflow_consumer_lag", dimensions: dimensions).record(lag)

@@ -100,6 +100,8 @@ extension ReplayEvent {
             item.field("name", entry.name)
         }
         writer.field("outcome", outcome.rawValue)
+        if let version { writer.field("version", version) }
+        if let parkedReason { writer.field("parkedReason", parkedReason) }
         if consumedCount != nil || scheduledCount != nil {
             writer.field("truncated", true)
             writer.field("consumedCount", consumedCount ?? consumed.count)

@@ -7,12 +7,15 @@ public struct StartMessage: Sendable, Equatable, Codable {
     public var workflow: String
     public var args: JSONValue
     public var createdAt: Int64?
+    /// The registered version to run; nil: the newest the ingesting worker has.
+    public var version: Int?
 
-    public init(workflowId: String, workflow: String, args: JSONValue, createdAt: Int64? = nil) {
+    public init(workflowId: String, workflow: String, args: JSONValue, createdAt: Int64? = nil, version: Int? = nil) {
         self.workflowId = workflowId
         self.workflow = workflow
         self.args = args
         self.createdAt = createdAt
+        self.version = version
     }
 }
 
@@ -45,6 +48,8 @@ public struct EventMessage: Sendable, Equatable, Codable {
 /// The operator commands of `shardflow.control`.
 public enum ControlCommandType: String, Sendable, Codable, CaseIterable {
     case failPendingTasks, bumpEpoch, resumeExecutors, clearReplayQueue, clearTaskQueue
+    /// Fails parked workflows on purpose: the one named by `workflowId`, or every parked one of the shard.
+    case failParkedWorkflows
 }
 
 /// A message of `shardflow.control` (partition = the shard it targets).
@@ -53,12 +58,15 @@ public struct ControlCommand: Sendable, Equatable, Codable {
     public var shard: Int
     public var commandId: String
     public var reason: String?
+    /// For `failParkedWorkflows`: the one workflow to fail (nil: every parked workflow of the shard).
+    public var workflowId: String?
 
-    public init(type: ControlCommandType, shard: Int, commandId: String, reason: String? = nil) {
+    public init(type: ControlCommandType, shard: Int, commandId: String, reason: String? = nil, workflowId: String? = nil) {
         self.type = type
         self.shard = shard
         self.commandId = commandId
         self.reason = reason
+        self.workflowId = workflowId
     }
 }
 
@@ -154,7 +162,14 @@ public enum InboundDecoding {
                 guard millis >= 0 else { throw InboundRejection("field createdAt must not be negative (got \(millis))") }
                 createdAt = millis
             }
-            return .start(StartMessage(workflowId: id, workflow: workflow, args: args, createdAt: createdAt))
+            var version: Int?
+            if let raw = fields["version"], raw != .null {
+                guard let number = raw.int64Value, (1...Int64(WorkflowRegistry.maxVersion)).contains(number) else {
+                    throw InboundRejection("field version must be an integer from 1 to \(WorkflowRegistry.maxVersion)")
+                }
+                version = Int(number)
+            }
+            return .start(StartMessage(workflowId: id, workflow: workflow, args: args, createdAt: createdAt, version: version))
         case "cancel":
             let id = try workflowId(fields)
             let reason = try optionalString(fields, "reason")

@@ -56,7 +56,8 @@ public struct CompletionEvent: Sendable, Equatable, Decodable {
 
 /// What triggered a replay.
 public enum ReplayTrigger: String, Sendable, Codable {
-    case start, step, event, timer, cancel, `operator`
+    /// `unpark`: a parked workflow tried again when its shard was opened (by a worker that may now run it).
+    case start, step, event, timer, cancel, `operator`, unpark
 }
 
 /// `shardflow.replays` (key = workflowId).
@@ -83,7 +84,8 @@ public struct ReplayEvent: Sendable, Equatable, Decodable {
         }
     }
 
-    public enum Outcome: String, Sendable, Codable { case waiting, completed }
+    /// `parked`: the body could not run on this worker (see `parkedReason`); the workflow stays running.
+    public enum Outcome: String, Sendable, Codable { case waiting, completed, parked }
 
     public var eventId: String
     public var workflowId: String
@@ -99,6 +101,10 @@ public struct ReplayEvent: Sendable, Equatable, Decodable {
     public var consumedCount: Int?
     /// Set when `scheduled` lists only the first of this many entries.
     public var scheduledCount: Int?
+    /// The workflow version the replay ran (absent from workers before versions).
+    public var version: Int?
+    /// Why the workflow is parked, when `outcome` is `parked`.
+    public var parkedReason: String?
 
     public init(eventId: String, workflowId: String, workflow: String, shard: Int, generation: Int, at: Int64,
                 trigger: ReplayTrigger, consumed: [Consumed], scheduled: [Scheduled], outcome: Outcome) {

@@ -158,7 +158,8 @@ extension Shard {
                         result = .failure(StepError(message: String(describing: error), retryable: retryable))
                     }
                 } else {
-                    result = .failure(StepError(message: "step \(task.name) is not registered in this worker"))
+                    result = .failure(StepError(message: "step \(task.name) is not registered in this worker",
+                                                retryable: false, unregistered: true))
                 }
                 let finished = ContinuousClock.now
                 stepDuration.recordNanoseconds((finished - started).nanoseconds)
@@ -263,6 +264,10 @@ extension Shard {
                 """, output, outcome.attempt, now, replayInline ? outcome.workflowId : nil, outcome.workflowId, outcome.stepId)
             entry = JournalEntry(seq: outcome.stepId, kind: .step, name: outcome.name, status: .succeeded, output: output,
                                  error: nil, attempts: outcome.attempt, round: nil, completedAt: now)
+        case .failure(let error) where error.unregistered:
+            try parkUnregisteredStep(db, workflowId: outcome.workflowId, stepId: outcome.stepId, attempt: outcome.attempt,
+                                     name: outcome.name, now: now, effects: &effects)
+            return nil
         case .failure(let error):
             guard let (attempt, policy) = try db.row("""
                 SELECT t.attempt, t.maxAttempts, t.initialBackoffMs, t.multiplier, t.maxBackoffMs, t.jitter

@@ -65,24 +65,31 @@ extension Shard {
         }
         switch decoded {
         case .start(let start):
-            guard let definition = registry.workflows[start.workflow] else {
+            // An unknown name is most likely a mistake of the producer: it is answered at once. An unknown
+            // version of a known workflow is a deploy in progress: the start is kept and parked until a
+            // worker that has the version owns the shard.
+            guard let newest = registry.newestVersion(of: start.workflow) else {
                 try deadLetter(db, message, reason: "unknown workflow \"\(start.workflow.prefix(utf8Bytes: 200))\"", now: now,
                                summary: &summary, effects: &effects)
                 return
             }
+            let version = start.version ?? newest
             let args = start.args.jsonString()
-            do {
-                try definition.validateArgs(args)
-            } catch {
-                try deadLetter(db, message, reason: "args do not match workflow \(start.workflow): \(error)", now: now,
-                               summary: &summary, effects: &effects)
-                return
+            if let definition = registry.workflow(start.workflow, version: version) {
+                do {
+                    try definition.validateArgs(args)
+                } catch {
+                    let named = (registry.versions[start.workflow]?.count ?? 0) > 1 ? "\(start.workflow) version \(version)" : start.workflow
+                    try deadLetter(db, message, reason: "args do not match workflow \(named): \(error)",
+                                   now: now, summary: &summary, effects: &effects)
+                    return
+                }
             }
             // I2: a workflowId the shard knows already changes nothing.
             try db.run("""
-                INSERT OR IGNORE INTO workflows (id, name, args, createdAt, startedAt, status)
-                VALUES (?, ?, ?, ?, ?, 'running')
-                """, start.workflowId, start.workflow, args, start.createdAt ?? message.timestamp, now)
+                INSERT OR IGNORE INTO workflows (id, name, args, createdAt, startedAt, status, version)
+                VALUES (?, ?, ?, ?, ?, 'running', ?)
+                """, start.workflowId, start.workflow, args, start.createdAt ?? message.timestamp, now, version)
             if db.changesCount > 0 {
                 try enqueueReplay(db, workflowId: start.workflowId, trigger: .start, now: now, effects: &effects)
                 summary.started += 1
@@ -163,6 +170,9 @@ extension Shard {
                 rejection = "field reason must be a string"
             } else if let long = reasonField?.stringValue, long.utf8.count > MessageLimits.maxReasonBytes {
                 rejection = "field reason is \(long.utf8.count) bytes, more than the \(MessageLimits.maxReasonBytes) byte limit"
+            } else if let field = fields["workflowId"], field != .null,
+                      !(field.stringValue.map(InboundDecoding.isValidWorkflowId) ?? false) {
+                rejection = "field workflowId must be 1 to 200 characters of [A-Za-z0-9._:-]"
             } else if let target = fields["shard"]?.int64Value {
                 if target != Int64(message.partition) || target != Int64(shard) {
                     rejection = "wrong shard: the command targets shard \(target) but was read from partition \(message.partition) (shard \(shard))"
@@ -174,6 +184,9 @@ extension Shard {
                     case .resumeExecutors: operationResult = try resumeExecutors(db)
                     case .clearReplayQueue: operationResult = try clearReplayQueue(db)
                     case .clearTaskQueue: operationResult = try clearTaskQueue(db)
+                    case .failParkedWorkflows:
+                        operationResult = try failParkedWorkflows(db, workflowId: fields["workflowId"]?.stringValue,
+                                                                  reason: reason, now: now, effects: &effects)
                     }
                 }
             } else {

@@ -73,9 +73,9 @@ extension Shard {
             try db.run("UPDATE workflows SET generation = ? WHERE id = ? AND status = 'running' AND generation = ?",
                        entry.generation + 1, workflowId, entry.generation)
             if db.changesCount == 1 {
-                workflow = WorkflowRow(id: workflowId, name: entry.workflow.name, args: entry.workflow.args,
-                                       createdAt: entry.workflow.createdAt, startedAt: entry.workflow.startedAt,
-                                       status: "running", generation: entry.generation + 1)
+                var row = entry.workflow
+                row.generation = entry.generation + 1
+                workflow = row
             } else {
                 entry.execution.terminate()
                 cached = nil
@@ -87,12 +87,9 @@ extension Shard {
             workflow = loaded
         }
         let generation = workflow.generation
-        guard let definition = registry.workflows[workflow.name] else {
+        guard let definition = registry.workflow(workflow.name, version: workflow.version) else {
             cached?.execution.terminate()
-            let error = WorkflowErrorInfo(message: "workflow \(workflow.name) is not registered in this worker", step: nil)
-            try completeWorkflow(db, workflow: workflow, status: .failed, result: nil, error: error, now: now, effects: &effects)
-            try appendReplayEvent(db, workflow: workflow, generation: generation, trigger: trigger, consumed: [],
-                                  scheduled: [], outcome: .completed, now: now, effects: &effects)
+            try park(db, workflow: workflow, reason: unregisteredReason(workflow), trigger: trigger, now: now, effects: &effects)
             return false
         }
 
@@ -136,6 +133,8 @@ extension Shard {
                 """
             for entry in try db.rows(journalSQL, workflowId, as: Self.journalEntry) {
                 journal.append(entry)
+                // A patch marker is no operation: it is not delivered in a round (see `JournalEntry`).
+                if entry.kind == .patch { continue }
                 if let round = entry.round {
                     rounds[round, default: []].append(entry.seq)
                     if round == generation {
@@ -146,7 +145,7 @@ extension Shard {
                 }
             }
             let context = WorkflowContext(
-                workflowId: workflowId, workflowName: workflow.name, registry: registry,
+                workflowId: workflowId, workflowName: workflow.name, workflowVersion: workflow.version, registry: registry,
                 defaultRetry: definition.retry ?? configuration.defaultRetry, journal: journal, startedAt: workflow.startedAt)
             execution = WorkflowExecution(definition: definition, context: context, args: workflow.args,
                                           crashSite: crashSite(CrashSubject(kind: .body, workflowId: workflowId, stepId: nil)))
@@ -164,14 +163,40 @@ extension Shard {
             ? CompletionLeftovers(knownSteps: journalSteps ?? issued.steps, mayHaveOpenOperations: false, mayBeInReplayQueue: false)
             : CompletionLeftovers(knownSteps: nil, mayHaveOpenOperations: true, mayBeInReplayQueue: false)
 
+        // A body that cannot run here is parked before anything of this run is written.
+        var unparked = false
         switch outcome {
-        case .completed(let result):
+        case .violated(let violation) where configuration.onNondeterminism == .park:
+            try park(db, workflow: workflow, reason: violation.description, trigger: trigger, consumed: consumed,
+                     now: now, effects: &effects)
+            return false
+        case .unrunnable(let missing):
+            try park(db, workflow: workflow, reason: missing.description, trigger: trigger, consumed: consumed,
+                     now: now, effects: &effects)
+            return false
+        default:
+            if workflow.parkedReason != nil, try unpark(db, workflow: workflow) { unparked = true }
+        }
+        switch outcome {
+        case .completed(let result, let markers):
+            for marker in markers { try schedule(db, workflow: workflow, command: marker, now: now, effects: &effects) }
             try completeWorkflow(db, workflow: workflow, status: .succeeded, result: result, error: nil, now: now,
                                  leftovers: leftovers, effects: &effects)
             try appendReplayEvent(db, workflow: workflow, generation: generation, trigger: trigger, consumed: consumed,
                                   scheduled: [], outcome: .completed, now: now, effects: &effects)
             return false
-        case .failed(let error):
+        case .violated(let violation):
+            // --on-nondeterminism fail: the detector's verdict is final.
+            try completeWorkflow(db, workflow: workflow, status: .failed, result: nil,
+                                 error: WorkflowErrorInfo(message: violation.description, step: nil), now: now,
+                                 leftovers: leftovers, effects: &effects)
+            try appendReplayEvent(db, workflow: workflow, generation: generation, trigger: trigger, consumed: consumed,
+                                  scheduled: [], outcome: .completed, now: now, effects: &effects)
+            return false
+        case .unrunnable:
+            return false  // parked above
+        case .failed(let error, let markers):
+            for marker in markers { try schedule(db, workflow: workflow, command: marker, now: now, effects: &effects) }
             try completeWorkflow(db, workflow: workflow, status: .failed, result: nil, error: error, now: now,
                                  leftovers: leftovers, effects: &effects)
             try appendReplayEvent(db, workflow: workflow, generation: generation, trigger: trigger, consumed: consumed,
@@ -185,7 +210,9 @@ extension Shard {
             }
             try appendReplayEvent(db, workflow: workflow, generation: generation, trigger: trigger, consumed: consumed,
                                   scheduled: scheduled, outcome: .waiting, now: now, effects: &effects)
-            staged.kept.append((workflowId, ExecutionCache.Entry(execution: execution, workflow: workflow, generation: generation)))
+            var kept = workflow
+            if unparked { kept.parkedReason = nil }
+            staged.kept.append((workflowId, ExecutionCache.Entry(execution: execution, workflow: kept, generation: generation)))
             return !scheduled.isEmpty
         }
     }
@@ -194,8 +221,9 @@ extension Shard {
     private func startGeneration(_ db: Database, _ workflowId: String) throws -> WorkflowRow? {
         guard let loaded = try loadWorkflow(db, workflowId), loaded.status == "running" else { return nil }
         try db.run("UPDATE workflows SET generation = ? WHERE id = ?", loaded.generation + 1, workflowId)
-        return WorkflowRow(id: loaded.id, name: loaded.name, args: loaded.args, createdAt: loaded.createdAt,
-                           startedAt: loaded.startedAt, status: loaded.status, generation: loaded.generation + 1)
+        var row = loaded
+        row.generation += 1
+        return row
     }
 
     private static func journalEntry(_ row: StoreRow) -> JournalEntry {
@@ -232,6 +260,12 @@ extension Shard {
             }
             // An event that arrived before the wait is delivered now.
             try matchEvent(db, workflowId: workflow.id, name: name, now: now, effects: &effects)
+        case .patch(let seq, let name):
+            // Resolved as it is written, and never delivered in a round (round 0 is no replay's).
+            try db.run("""
+                INSERT INTO journal (workflowId, seq, kind, name, status, attempts, round, completedAt)
+                VALUES (?, ?, 'patch', ?, 'recorded', 0, 0, ?)
+                """, workflow.id, seq, name, now)
         }
     }
 }

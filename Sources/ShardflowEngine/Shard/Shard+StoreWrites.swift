@@ -49,13 +49,19 @@ extension Shard {
         let createdAt: Int64
         let startedAt: Int64
         let status: String
-        let generation: Int
+        var generation: Int
+        /// The registered version of the workflow it runs (see `WorkflowRegistry`).
+        let version: Int
+        /// Why it is parked; nil when it is not.
+        var parkedReason: String?
     }
 
     func loadWorkflow(_ db: Database, _ id: String) throws -> WorkflowRow? {
-        try db.row("SELECT id, name, args, createdAt, startedAt, status, generation FROM workflows WHERE id = ?", id) { row in
+        try db.row("""
+            SELECT id, name, args, createdAt, startedAt, status, generation, version, parkedReason FROM workflows WHERE id = ?
+            """, id) { row in
             WorkflowRow(id: row[0], name: row[1], args: row[2], createdAt: row[3], startedAt: row[4], status: row[5],
-                        generation: row[6])
+                        generation: row[6], version: row[7], parkedReason: row[8])
         }
     }
 
@@ -106,7 +112,7 @@ extension Shard {
             bytes = try event.contractJSON()
         }
         try db.run("""
-            UPDATE workflows SET status = ?, result = ?, errorMessage = ?, errorStep = ?, completedAt = ?
+            UPDATE workflows SET status = ?, result = ?, errorMessage = ?, errorStep = ?, completedAt = ?, parkedReason = NULL
             WHERE id = ?
             """, event.status.rawValue, result, event.error?.message, event.error?.step, now, workflow.id)
         if leftovers?.mayHaveOpenOperations ?? true {
@@ -126,12 +132,14 @@ extension Shard {
 
     func appendReplayEvent(_ db: Database, workflow: WorkflowRow, generation: Int, trigger: ReplayTrigger,
                            consumed: [ReplayEvent.Consumed], scheduled: [ReplayEvent.Scheduled],
-                           outcome: ReplayEvent.Outcome, now: Int64, effects: inout Effects) throws {
+                           outcome: ReplayEvent.Outcome, parkedReason: String? = nil, now: Int64, effects: inout Effects) throws {
         let sequence = try nextSequence(db, column: "replaySeq")
         var event = ReplayEvent(
             eventId: eventId(prefix: "r", sequence: sequence), workflowId: workflow.id, workflow: workflow.name,
             shard: shard, generation: generation, at: now, trigger: trigger, consumed: consumed,
             scheduled: scheduled, outcome: outcome)
+        event.version = workflow.version
+        event.parkedReason = parkedReason
         var bytes = try event.contractJSON()
         if bytes.count + workflow.id.utf8.count > MessageLimits.maxOutboundBytes {
             // A replay that consumed or scheduled very many steps: the lists are cut to fit, and say so.

@@ -48,6 +48,8 @@ public final class Shard: Sendable {
         let message: String
         /// False when the step's error said another attempt cannot succeed (`StepFailureClassifying`).
         var retryable = true
+        /// The step is not registered in this worker: its workflow is parked, the step not failed.
+        var unregistered = false
     }
 
     struct TaskKey: Hashable, Sendable {
@@ -119,7 +121,8 @@ public final class Shard: Sendable {
             config.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
             }
-            let (database, executorEpoch) = try openStore(path: path, configuration: config, shard: shard)
+            let (database, executorEpoch, parked) = try openStore(path: path, configuration: config, shard: shard,
+                                                                  registry: registry, now: clock.nowMilliseconds())
             var shardLogger = logger
             shardLogger[metadataKey: "shard"] = "\(shard)"
             // Read while holding the lock: no other owner can be running this shard's code now.
@@ -128,6 +131,9 @@ public final class Shard: Sendable {
             let opened = Shard(shard: shard, storePath: path, database: database, lock: lock, registry: registry,
                                configuration: configuration, clock: clock, logger: shardLogger,
                                executorEpoch: executorEpoch, crashFile: crashFile)
+            if parked.workflows > 0 {
+                shardLogger.info("shard \(shard): \(parked.workflows) parked workflows are tried again (\(parked.tasks) parked steps requeued)")
+            }
             if crash.unreadable { shardLogger.warning("shard \(shard): the crash record left by the last owner is unreadable; ignored") }
             if let record = crash.record { try opened.recordCrash(record) }
             return opened
@@ -137,19 +143,22 @@ public final class Shard: Sendable {
         }
     }
 
-    /// Opens and migrates the store; requeues tasks claimed by a dead executor.
-    private static func openStore(path: String, configuration: Configuration, shard: Int) throws -> (DatabaseQueue, Int64?) {
+    /// Opens and migrates the store; requeues tasks claimed by a dead executor, and tries parked
+    /// workflows again with this worker's code.
+    private static func openStore(path: String, configuration: Configuration, shard: Int, registry: WorkflowRegistry,
+                                  now: Int64) throws -> (DatabaseQueue, Int64?, (workflows: Int, tasks: Int)) {
         let database = try DatabaseQueue(path: path, configuration: configuration)
         try StoreSchema.migrator().migrate(database)
-        let executorEpoch: Int64? = try database.write { db in
+        let (executorEpoch, parked): (Int64?, (workflows: Int, tasks: Int)) = try database.write { db in
             try db.run("INSERT OR IGNORE INTO shard_meta (id, shard) VALUES (1, ?)", shard)
             guard let meta = try StoreQueries.meta(db) else { throw ShardError.io("shard metadata is missing") }
             guard meta.shard == shard else { throw ShardError.shardMismatch(expected: shard, stored: meta.shard) }
             // Steps claimed by an executor that died run again (at least once).
             try db.run("UPDATE tasks SET state = 'queued', claimedEpoch = NULL WHERE state = 'running'")
-            return meta.executorEnabled ? meta.epoch : nil
+            let parked = try retryParked(db, registry: registry, now: now)
+            return (meta.executorEnabled ? meta.epoch : nil, parked)
         }
-        return (database, executorEpoch)
+        return (database, executorEpoch, parked)
     }
 
     /// Starts the replayer, executor and timer loops.

@@ -32,9 +32,17 @@ public struct ShardConfiguration: Sendable {
     /// Whether bodies and steps run with the crash guard's site set, so a death in their code is
     /// attributed (and quarantine can act). Off only to measure what it costs.
     public var crashAttribution = true
+    /// What a determinism violation (a body whose code changed unsafely under its journal) does to its
+    /// workflow: park it (it stays running, journal intact, until a worker that can run it owns the
+    /// shard, or an operator fails it), or fail it at once.
+    public var onNondeterminism: NondeterminismPolicy = .park
     /// The partition count of the workflows topic, for the routing check (a message must be read from
     /// the partition its workflowId maps to); nil skips the check.
     public var workflowsPartitionCount: Int?
+
+    public enum NondeterminismPolicy: String, Sendable, CaseIterable {
+        case park, fail
+    }
 
     public init(maxConcurrency: Int = 50, claimLimit: Int = 50, outboxHighWater: Int = 20_000,
                 maxMessageBytes: Int = 1 << 20, defaultRetry: RetryPolicy = .standard,

@@ -88,6 +88,8 @@ public struct ShardStats: Sendable, Equatable, Codable {
     public var oldestOutboxCreatedAt: Int64?
     /// Workflows failed by quarantine (their code stopped the worker too often).
     public var quarantinedWorkflows: Int
+    /// Running workflows parked because this worker's code cannot run them (see `ParkedWorkflow`).
+    public var parkedWorkflows: Int = 0
     public var nextWorkflowsOffset: Int64?
     public var nextControlOffset: Int64?
 }
@@ -107,12 +109,24 @@ public struct AuditReport: Sendable, Equatable, Codable {
     public var outboxAgeLimitMilliseconds: Int64
     /// Workflows failed by quarantine: reported, not a problem of the store (they completed).
     public var quarantinedWorkflows: [String]
+    /// Parked workflows: counted apart from stuck ones (a parked workflow is tried again at every open of
+    /// its shard), reported because they wait for a deploy or an operator.
+    public var parkedWorkflows: [ParkedWorkflow] = []
 
     public var runningTasksBeyondBound: Bool { runningTasks > concurrencyBound }
     public var outboxTooOld: Bool { (oldestOutboxAgeMilliseconds ?? 0) > outboxAgeLimitMilliseconds }
     public var isHealthy: Bool {
         stuckWorkflows.isEmpty && !runningTasksBeyondBound && orphanRows.values.allSatisfy { $0 == 0 } && !outboxTooOld
     }
+}
+
+/// A running workflow that this worker's code cannot run, and why.
+public struct ParkedWorkflow: Sendable, Equatable, Codable {
+    public var workflowId: String
+    public var workflow: String
+    public var version: Int
+    public var reason: String
+    public var parkedAt: Int64
 }
 
 /// One workflow as stored, for inspection.
@@ -152,4 +166,10 @@ public struct WorkflowDetail: Sendable, Equatable, Codable {
     public var crashes: Int = 0
     /// Failed by quarantine after `crashes` deaths.
     public var quarantined: Bool = false
+    /// The registered version it runs.
+    public var version: Int = 1
+    /// Why it is parked (nil: it is not).
+    public var parkedReason: String?
+    /// When it was last parked (kept after it runs again).
+    public var parkedAt: Int64?
 }

@@ -3,8 +3,9 @@ import ShardflowJSON
 
 /// Read-only queries shared by `Shard` and `ShardInspector`.
 enum StoreQueries {
+    /// A parked workflow is not stuck: its shard's next open queues it again (see `Shard.retryParked`).
     static let stuckCondition = """
-        w.status = 'running'
+        w.status = 'running' AND w.parkedReason IS NULL
         AND NOT EXISTS (SELECT 1 FROM replay_queue r WHERE r.workflowId = w.id)
         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.workflowId = w.id)
         AND NOT EXISTS (SELECT 1 FROM timers m WHERE m.workflowId = w.id)
@@ -40,6 +41,15 @@ enum StoreQueries {
         try db.rows("SELECT id FROM workflows WHERE quarantined = 1 ORDER BY id LIMIT ?", limit) { $0[0] as String }
     }
 
+    static func parked(_ db: Database, limit: Int = 10_000) throws -> [ParkedWorkflow] {
+        try db.rows("""
+            SELECT id, name, version, parkedReason, parkedAt FROM workflows
+            WHERE parkedReason IS NOT NULL AND status = 'running' ORDER BY parkedAt, id LIMIT ?
+            """, limit) { row in
+            ParkedWorkflow(workflowId: row[0], workflow: row[1], version: row[2], reason: row[3], parkedAt: row[4] ?? 0)
+        }
+    }
+
     static func stats(_ db: Database, shard: Int, executorState: ExecutorState?) throws -> ShardStats {
         let meta = try meta(db)
         var byStatus: [String: Int] = [:]
@@ -61,6 +71,7 @@ enum StoreQueries {
             oldestQueuedCreatedAt: try db.int("SELECT MIN(createdAt) FROM tasks WHERE state = 'queued'"),
             oldestOutboxCreatedAt: try oldestOutboxCreatedAt(db),
             quarantinedWorkflows: try count(db, "SELECT COUNT(*) FROM workflows WHERE quarantined = 1"),
+            parkedWorkflows: try count(db, "SELECT COUNT(*) FROM workflows WHERE parkedReason IS NOT NULL"),
             nextWorkflowsOffset: try nextOffset(db, .workflows),
             nextControlOffset: try nextOffset(db, .control))
     }
@@ -84,7 +95,8 @@ enum StoreQueries {
             orphanRows: orphans,
             oldestOutboxAgeMilliseconds: try oldestOutboxCreatedAt(db).map { max(0, now - $0) },
             outboxAgeLimitMilliseconds: outboxAgeLimit.milliseconds,
-            quarantinedWorkflows: try quarantinedIds(db))
+            quarantinedWorkflows: try quarantinedIds(db),
+            parkedWorkflows: try parked(db))
     }
 
     static func workflowDetail(_ db: Database, workflowId: String) throws -> WorkflowDetail? {
@@ -103,7 +115,7 @@ enum StoreQueries {
         let inReplayQueue = try db.int("SELECT 1 FROM replay_queue WHERE workflowId = ?", workflowId) != nil
         return try db.row("""
             SELECT id, name, status, args, createdAt, completedAt, result, errorMessage, errorStep, generation,
-                   crashes, quarantined
+                   crashes, quarantined, version, parkedReason, parkedAt
             FROM workflows WHERE id = ?
             """, workflowId) { row in
             let errorMessage: String? = row[7]
@@ -114,7 +126,7 @@ enum StoreQueries {
                 result: (row[6] as String?).flatMap { try? JSONValue.parse(Array($0.utf8)) },
                 error: errorMessage.map { WorkflowErrorInfo(message: $0, step: row[8]) },
                 generation: row[9], journal: journal, pendingTasks: tasks, inReplayQueue: inReplayQueue,
-                crashes: row[10], quarantined: row[11])
+                crashes: row[10], quarantined: row[11], version: row[12], parkedReason: row[13], parkedAt: row[14])
         }
     }
 }

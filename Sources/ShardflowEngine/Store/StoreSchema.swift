@@ -133,6 +133,16 @@ enum StoreSchema {
                 ALTER TABLE outbox ADD COLUMN createdAt INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        migrator.registerMigration("v5-versions-and-parking") { db in
+            // The workflow version a workflow started with (rows from before versions ran version 1), and
+            // why it is parked (nil: not parked; see `Shard.park`); parkedAt stays as the last park's time.
+            try db.execute(sql: """
+                ALTER TABLE workflows ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+                ALTER TABLE workflows ADD COLUMN parkedReason TEXT;
+                ALTER TABLE workflows ADD COLUMN parkedAt INTEGER;
+                CREATE INDEX workflows_parked ON workflows(parkedAt) WHERE parkedReason IS NOT NULL;
+                """)
+        }
         return migrator
     }
 }

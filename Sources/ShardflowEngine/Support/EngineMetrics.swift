@@ -14,6 +14,8 @@ struct EngineMetrics: Sendable {
     let workflowCrashes: Counter
     let workflowsQuarantined: Counter
     let misroutedMessages: Counter
+    let workflowsParked: Counter
+    let workflowsResumed: Counter
     let outboxRefused: Counter
     let oversizedOutputs: Counter
     let stepDuration: Metrics.Timer
@@ -34,6 +36,8 @@ struct EngineMetrics: Sendable {
         workflowCrashes = Counter(label: "shardflow_workflow_crashes_total", dimensions: [shardDimension])
         workflowsQuarantined = Counter(label: "shardflow_workflows_quarantined_total", dimensions: [shardDimension])
         misroutedMessages = Counter(label: "shardflow_misrouted_messages_total", dimensions: [shardDimension])
+        workflowsParked = Counter(label: "shardflow_workflows_parked_total", dimensions: [shardDimension])
+        workflowsResumed = Counter(label: "shardflow_workflows_unparked_total", dimensions: [shardDimension])
         outboxRefused = Counter(label: "shardflow_outbox_refused_total", dimensions: [shardDimension])
         oversizedOutputs = Counter(label: "shardflow_oversized_outputs_total", dimensions: [shardDimension])
         stepDuration = Metrics.Timer(label: "shardflow_step_duration_seconds", dimensions: [shardDimension])

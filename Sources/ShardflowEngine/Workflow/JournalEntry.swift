@@ -1,8 +1,13 @@
-/// One durable operation of a workflow (a step, a sleep or an event wait), numbered in call order.
+/// One durable operation of a workflow (a step, a sleep or an event wait), numbered in call order from 1.
+///
+/// A patch marker (`WorkflowContext.patched`) is journaled too, as kind `patch` with status `recorded`
+/// and a negative number (-1 for the workflow's first marker, -2 for the next): it is not an
+/// operation, so it takes no place in the numbering the body's calls are checked against, and adding
+/// or removing a patch call never shifts the operations after it.
 struct JournalEntry: Sendable, Equatable {
-    enum Kind: String, Sendable { case step, sleep, event }
+    enum Kind: String, Sendable { case step, sleep, event, patch }
     enum Status: String, Sendable {
-        case pending, succeeded, failed, fired, received, timedOut
+        case pending, succeeded, failed, fired, received, timedOut, recorded
         var isResolved: Bool { self != .pending }
     }
 
@@ -23,11 +28,19 @@ enum NewCommand: Sendable, Equatable {
     case step(seq: Int, name: String, input: String, retry: RetryPolicy)
     case sleep(seq: Int, milliseconds: Int64)
     case waitForEvent(seq: Int, name: String, timeoutMilliseconds: Int64?)
+    /// A patch marker: the body took the new branch of `patched(name)` (seq is negative, see `JournalEntry`).
+    case patch(seq: Int, name: String)
 
     var seq: Int {
         switch self {
-        case .step(let seq, _, _, _), .sleep(let seq, _), .waitForEvent(let seq, _, _): return seq
+        case .step(let seq, _, _, _), .sleep(let seq, _), .waitForEvent(let seq, _, _), .patch(let seq, _): return seq
         }
+    }
+
+    /// Whether the body waits for this operation's result (a marker is recorded and done).
+    var isWait: Bool {
+        if case .patch = self { return false }
+        return true
     }
 }
 
@@ -55,6 +68,13 @@ public struct PermanentStepFailure: StepFailureClassifying, Sendable, Equatable,
 /// The body did something other than what its journal recorded.
 public struct DeterminismViolation: Error, Sendable, Equatable, CustomStringConvertible {
     public let description: String
+}
+
+/// The body asked for a step this worker does not have (thrown by `WorkflowContext.run`). The workflow is
+/// parked, not failed: a worker that has the step (a fixed deploy, a rollback) runs it on.
+public struct UnregisteredStepError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let step: String
+    public var description: String { "step \(step) is not registered in this worker" }
 }
 
 /// Thrown into a body's pending calls when its replay ends with the workflow still waiting.

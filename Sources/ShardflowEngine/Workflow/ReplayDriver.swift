@@ -2,9 +2,16 @@ import Synchronization
 
 /// How one replay of a workflow body ended.
 enum ReplayOutcome: Sendable {
-    case completed(result: String)
-    case failed(WorkflowErrorInfo)
+    /// The body returned; `markers` are the patch markers it recorded in this run.
+    case completed(result: String, markers: [NewCommand])
+    /// The body threw (a step failure it did not catch, an error of its own).
+    case failed(WorkflowErrorInfo, markers: [NewCommand])
+    /// The body waits for the results of operations (`commands` are the new ones, markers included).
     case waiting(commands: [NewCommand])
+    /// The body asked for other operations than its journal recorded (its code changed unsafely).
+    case violated(DeterminismViolation)
+    /// The body needs what this worker lacks (a step not registered here).
+    case unrunnable(UnregisteredStepError)
 }
 
 /// One run of a workflow body on its own `ReplayPump`, driven synchronously on the calling thread.
@@ -79,20 +86,26 @@ final class WorkflowExecution: Sendable {
     private func settle(hasPendingEntries: Bool) -> ReplayOutcome {
         let finished = outcome.value.withLock { $0 }
         let state = context.takeRunState()
+        // Checked first: a body that caught the error and went on must not be taken at its word.
         if let violation = state.violation {
             terminate()
-            return .failed(WorkflowErrorInfo(message: violation.description, step: nil))
+            return .violated(violation)
+        }
+        if let unrunnable = state.unrunnable {
+            terminate()
+            return .unrunnable(unrunnable)
         }
         switch finished {
         case .success(let result)?:
-            return .completed(result: result)
+            return .completed(result: result, markers: state.commands.filter { !$0.isWait })
         case .failure(let error)?:
-            return .failed(Self.errorInfo(error))
+            return .failed(Self.errorInfo(error), markers: state.commands.filter { !$0.isWait })
         case nil:
-            if state.commands.isEmpty && !hasPendingEntries {
+            if !state.commands.contains(where: \.isWait) && !hasPendingEntries {
                 terminate()
                 return .failed(WorkflowErrorInfo(
-                    message: "workflow body is suspended on something other than its workflow context", step: nil))
+                    message: "workflow body is suspended on something other than its workflow context", step: nil),
+                    markers: [])
             }
             return .waiting(commands: state.commands)
         }

@@ -10,6 +10,8 @@ import Synchronization
 public final class WorkflowContext: Sendable {
     public let workflowId: String
     public let workflowName: String
+    /// The registered version of the workflow this run executes (see `WorkflowRegistry.registerWorkflow`).
+    public let workflowVersion: Int
     let registry: WorkflowRegistry
     /// The workflow's default (its own, else the worker's), below a step's own and a call's.
     let defaultRetry: RetryPolicy
@@ -27,18 +29,36 @@ public final class WorkflowContext: Sendable {
         var unresolved: Set<Int> = []
         var stepCount = 0
         var violation: DeterminismViolation?
+        /// Set when the body needs what this worker lacks (a step not registered): the run is parked.
+        var unrunnable: UnregisteredStepError?
+        /// Patch markers in the journal or recorded by this run, and how many there are (a new one is
+        /// numbered -(count + 1)).
+        var markers: Set<String> = []
+        var markerCount = 0
+        /// What `patched` answered per patch in this execution: asked again, it answers the same.
+        var patchDecisions: [String: Bool] = [:]
         var now: Int64
     }
 
-    init(workflowId: String, workflowName: String, registry: WorkflowRegistry, defaultRetry: RetryPolicy,
-         journal: [JournalEntry], startedAt: Int64) {
+    init(workflowId: String, workflowName: String, workflowVersion: Int = 1, registry: WorkflowRegistry,
+         defaultRetry: RetryPolicy, journal: [JournalEntry], startedAt: Int64) {
         self.workflowId = workflowId
         self.workflowName = workflowName
+        self.workflowVersion = workflowVersion
         self.registry = registry
         self.defaultRetry = defaultRetry
         var byStep: [Int: JournalEntry] = [:]
-        for entry in journal { byStep[entry.seq] = entry }
-        self.state = Mutex(ReplayState(journal: byStep, now: startedAt))
+        var markers: Set<String> = []
+        var markerCount = 0
+        for entry in journal {
+            if entry.kind == .patch {
+                markers.insert(entry.name)
+                markerCount += 1
+            } else {
+                byStep[entry.seq] = entry
+            }
+        }
+        self.state = Mutex(ReplayState(journal: byStep, markers: markers, markerCount: markerCount, now: startedAt))
     }
 
     /// Deterministic time in milliseconds since the epoch: when the latest result the body has seen
@@ -50,7 +70,11 @@ public final class WorkflowContext: Sendable {
         _ name: String, _ input: Input, as output: Output.Type = Output.self, retry: RetryPolicy? = nil
     ) async throws -> Output {
         guard let step = registry.steps[name] else {
-            throw StepFailedError(step: name, message: "step \(name) is not registered")
+            // Not a failure of the workflow: this worker's code lacks the step. The run is parked (even if
+            // the body catches this), and a worker that has the step runs it on.
+            let error = UnregisteredStepError(step: name)
+            state.withLock { state in if state.unrunnable == nil { state.unrunnable = error } }
+            throw error
         }
         let inputText = try JSONCoding.encodeString(input)
         let policy = retry ?? step.retry ?? defaultRetry
@@ -86,6 +110,52 @@ public final class WorkflowContext: Sendable {
         }
         guard entry.status == .received else { return nil }
         return try JSONCoding.decode(JSONValue.self, from: entry.output ?? "null")
+    }
+
+    /// Whether this run takes the new code of a change guarded by `patchId`, deterministically:
+    ///
+    ///     if ctx.patched("add-critique") { new code } else { old code }
+    ///
+    /// A workflow that reaches this call for the first time takes the new branch, and a marker is
+    /// journaled. A replay of a history recorded without the marker takes the old branch when the
+    /// history went on past this point (it ran the old code here); a history that ends here has not run
+    /// either branch, so it takes the new one. Asked again in one run, the answer stays the same.
+    /// Markers take no place in the numbering of operations, so the call can be added, and later
+    /// removed (see `deprecatePatch`), without shifting the operations after it.
+    public func patched(_ patchId: String) -> Bool {
+        state.withLock { state in
+            if let decided = state.patchDecisions[patchId] { return decided }
+            let decision: Bool
+            if state.markers.contains(patchId) {
+                decision = true
+            } else if state.suspended || state.journal[state.nextSeq] != nil {
+                // The history recorded an operation here without the marker: it ran the old code.
+                decision = false
+            } else {
+                Self.recordMarker(patchId, &state)
+                decision = true
+            }
+            state.patchDecisions[patchId] = decision
+            return decision
+        }
+    }
+
+    /// Marks the point where `patched(patchId)` was once asked, after the old branch is deleted (no
+    /// running workflow still needs it): new runs still record the marker, so a worker of the previous
+    /// deploy (with the `patched` call) that replays their history takes the new branch. Once no worker
+    /// runs that deploy, this call can be deleted too.
+    public func deprecatePatch(_ patchId: String) {
+        state.withLock { state in
+            guard state.patchDecisions[patchId] == nil, !state.markers.contains(patchId) else { return }
+            if !state.suspended && state.journal[state.nextSeq] == nil { Self.recordMarker(patchId, &state) }
+            state.patchDecisions[patchId] = true
+        }
+    }
+
+    private static func recordMarker(_ patchId: String, _ state: inout ReplayState) {
+        state.markers.insert(patchId)
+        state.markerCount += 1
+        state.commands.append(.patch(seq: -state.markerCount, name: patchId))
     }
 
     private enum Lookup {
@@ -172,14 +242,14 @@ public final class WorkflowContext: Sendable {
     /// After a run settles: the violation if any, and the new operations (taken, so a resumed run
     /// reports only its own). Entries the body has already consumed are dropped to keep a cached
     /// execution small.
-    func takeRunState() -> (violation: DeterminismViolation?, commands: [NewCommand]) {
+    func takeRunState() -> (violation: DeterminismViolation?, unrunnable: UnregisteredStepError?, commands: [NewCommand]) {
         state.withLock { state in
             let commands = state.commands
             state.commands.removeAll()
             let consumed = state.released.filter { $0 < state.nextSeq }
             state.released.subtract(consumed)
             for seq in consumed { state.journal.removeValue(forKey: seq) }
-            return (state.violation, commands)
+            return (state.violation, state.unrunnable, commands)
         }
     }
 

@@ -28,17 +28,35 @@ public struct StepReference<Input: Codable & Sendable, Output: Codable & Sendabl
 /// A registered workflow, type-erased to JSON text.
 public struct WorkflowDefinition: Sendable {
     public let name: String
+    /// Versions of one name are separate bodies: a workflow runs on the version it started with.
+    public let version: Int
     public let retry: RetryPolicy?
     let validateArgs: @Sendable (_ args: String) throws -> Void
     let run: @Sendable (_ context: WorkflowContext, _ args: String) async throws -> String
 }
 
-/// The workflows and steps a worker knows, by name. Built once at start-up, then shared.
+/// The workflows (by name and version) and steps (by name) a worker knows. Built once at start-up, then
+/// shared.
 public struct WorkflowRegistry: Sendable {
-    public private(set) var workflows: [String: WorkflowDefinition] = [:]
+    /// Every registered version of each workflow.
+    public private(set) var versions: [String: [Int: WorkflowDefinition]] = [:]
     public private(set) var steps: [String: StepDefinition] = [:]
 
     public init() {}
+
+    /// The newest registered version of each workflow.
+    public var workflows: [String: WorkflowDefinition] {
+        versions.compactMapValues { byVersion in byVersion.max { $0.key < $1.key }?.value }
+    }
+
+    /// The newest registered version of `name`, if any (what a start that names no version gets).
+    public func newestVersion(of name: String) -> Int? { versions[name]?.keys.max() }
+
+    /// The definition of `name` at `version`, if this worker has it.
+    public func workflow(_ name: String, version: Int) -> WorkflowDefinition? { versions[name]?[version] }
+
+    /// The versions from `1...maxVersion` a start may name.
+    public static let maxVersion = 1_000_000
 
     /// Registers a step. `retry` is this step's default policy (a call may override it).
     @discardableResult
@@ -59,16 +77,20 @@ public struct WorkflowRegistry: Sendable {
     }
 
     /// Registers a workflow. `retry` is the default policy of its steps (below a step's own and a call's).
+    /// `version` (1 by default) lets a changed body be registered beside the old one: a start names a
+    /// version or gets the newest, and a workflow keeps the version it started with, so the old body
+    /// can stay until no workflow runs on it (see docs/deploying.md).
     /// `validate` checks decoded args before a start is accepted (throw `InvalidArgs`): a start whose args
     /// would make the body trap (a negative count, an absurd size) is dead-lettered with the reason
     /// instead of running.
     public mutating func registerWorkflow<Args: Codable & Sendable, Result: Codable & Sendable>(
-        _ name: String, args: Args.Type = Args.self, result: Result.Type = Result.self, retry: RetryPolicy? = nil,
-        validate: (@Sendable (Args) throws -> Void)? = nil,
+        _ name: String, version: Int = 1, args: Args.Type = Args.self, result: Result.Type = Result.self,
+        retry: RetryPolicy? = nil, validate: (@Sendable (Args) throws -> Void)? = nil,
         _ body: @escaping @Sendable (WorkflowContext, Args) async throws -> Result
     ) {
-        workflows[name] = WorkflowDefinition(
-            name: name, retry: retry,
+        precondition((1...Self.maxVersion).contains(version), "workflow versions are 1 to \(Self.maxVersion), got \(version)")
+        versions[name, default: [:]][version] = WorkflowDefinition(
+            name: name, version: version, retry: retry,
             validateArgs: { text in
                 let args = try JSONCoding.decode(Args.self, from: text)
                 try validate?(args)
