@@ -56,7 +56,8 @@ extension Integration {
             #expect(completions.completions().byWorkflow.isEmpty)
 
             // Release 2: new starts, then `go` for everyone.
-            let v2 = try cluster.startWorker(name: "release-2", extra: ["--drill-deploy", "2"])
+            let metricsPort = try LocalBroker.freeLoopbackPort()
+            let v2 = try cluster.startWorker(name: "release-2", extra: ["--drill-deploy", "2", "--http-port", String(metricsPort)])
             let patchedNew = starts("drill-patched", 30, "patched-new")
             let versionedNew = starts("drill-versioned", 20, "versioned-new")
             let pinned = starts("drill-versioned", 5, "pinned-v1", version: 1)
@@ -83,6 +84,18 @@ extension Integration {
                 #expect(results[id] == DeployDrillWorkflows.Result(path: "new", version: 2), "\(id)")
             }
             #expect(unpatchedIds.isDisjoint(with: completions.completions().byWorkflow.keys))
+            // The metrics say so too (the gauges are refreshed every 2 s).
+            var metrics = ""
+            let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+            while ContinuousClock.now < deadline {
+                metrics = await HealthProbe.get(port: metricsPort, path: "/metrics")?.body ?? ""
+                if Observability.value(metrics, "shardflow_parked_workflows") == 20 { break }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            #expect(Observability.value(metrics, "shardflow_parked_workflows") == 20)
+            #expect(Observability.value(metrics, "shardflow_workflows_parked_total") == 20)
+            // The 5 early starts of version 2 were parked by release 1 and run on here.
+            #expect(Observability.value(metrics, "shardflow_workflows_unparked_total") == 5)
 
             // The operator fails five of the parked ones on purpose.
             let control = ControlClient(configuration: cluster.kafka, topics: cluster.topics)
@@ -126,6 +139,11 @@ extension Integration {
             #expect(byWorkflow.count == everyone.count)
             #expect(eventIds.values.allSatisfy { $0.count == 1 }, "a workflow completed twice with different eventIds")
             #expect(replays.decoded(ReplayEvent.self).contains { $0.trigger == .unpark && rest.contains($0.workflowId) })
+            // Parked and unpark replay events fit the contract's schema like every other.
+            for message in replays.all {
+                #expect(try ContractSchemas.validate(Data(message.value), against: "replay").isEmpty,
+                        "\(String(decoding: message.value, as: UTF8.self))")
+            }
             #expect(await rollback.terminate(timeout: .seconds(60)) == 0)
             let final = try cluster.audit()
             #expect(final.allSatisfy { $0.isHealthy && $0.parkedWorkflows.isEmpty }, "\(final)")
