@@ -21,6 +21,7 @@ struct ShardflowCommand: AsyncParsableCommand {
             BenchEngineCommand.self,
             BenchLLMCallsCommand.self,
             DemoCommand.self,
+            DevCommand.self,
         ]
     )
 }

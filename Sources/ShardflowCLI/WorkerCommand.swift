@@ -35,6 +35,9 @@ struct WorkerCommand: AsyncParsableCommand {
     var drillDeploy: Int?
     @Option(help: "What a determinism violation (workflow code changed unsafely under in-flight workflows) does: park (keep the workflow running, journal intact, until a worker that can run it owns its shard or an operator fails it) or fail.")
     var onNondeterminism: ShardConfiguration.NondeterminismPolicy = .park
+    @Flag(help: "Let the web console (/console on the HTTP endpoint) send operator actions; needs an admin token from $SHARDFLOW_CONSOLE_TOKEN or --console-token-file.")
+    var consoleActions = false
+    @Option(help: "File holding the console's admin token (first line).") var consoleTokenFile: String?
     @OptionGroup var llm: LLMOptions
 
     func run() async throws {
@@ -59,15 +62,31 @@ struct WorkerCommand: AsyncParsableCommand {
             shard: shardConfiguration, drainTimeout: .seconds(drainTimeout))
         configuration.adoptMissingStores = adoptMissingStores
         let worker = Worker(configuration: configuration, registry: workflows, logger: logger)
+        var actions: Console.Actions?
+        if consoleActions {
+            guard let token = try consoleToken(), token.count >= 16 else {
+                throw ValidationError("--console-actions needs an admin token of at least 16 characters in $SHARDFLOW_CONSOLE_TOKEN or --console-token-file")
+            }
+            actions = Console.Actions(token: token, control: ControlClient(configuration: configuration.kafka, topics: kafka.topics))
+        }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: worker)]
         if httpPort != 0 {
-            let server = MonitoringServer(host: httpHost, port: httpPort, registry: registry) { worker.readiness() }
+            let console = Console(worker: worker, actions: actions)
+            let server = MonitoringServer(host: httpHost, port: httpPort, registry: registry, console: console) { worker.readiness() }
             services.append(.init(service: server.application(logger: logger)))
         }
         let group = ServiceGroup(configuration: .init(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         try? await client.shutdown()
+    }
+
+    private func consoleToken() throws -> String? {
+        if let consoleTokenFile {
+            let text = try String(contentsOfFile: consoleTokenFile, encoding: .utf8)
+            return text.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        return ProcessInfo.processInfo.environment["SHARDFLOW_CONSOLE_TOKEN"].map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
     }
 }
 

@@ -14,23 +14,28 @@ public struct ReadinessReport: Sendable {
     }
 }
 
-/// The worker's HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (the process answers) and
-/// `/readyz` (group joined, shards open, broker reachable). Bound to 127.0.0.1 unless configured.
+/// The worker's HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (the process answers),
+/// `/readyz` (group joined, shards open, broker reachable) and the web console (`/console`). Bound to
+/// 127.0.0.1 unless configured.
 public struct MonitoringServer: Sendable {
     public var host: String
     public var port: Int
     public let registry: PrometheusCollectorRegistry
     public let readiness: @Sendable () async -> ReadinessReport
+    /// The web console under `/console`, when the worker serves one.
+    public var console: Console?
 
     public init(
         host: String = "127.0.0.1",
         port: Int,
         registry: PrometheusCollectorRegistry,
+        console: Console? = nil,
         readiness: @escaping @Sendable () async -> ReadinessReport
     ) {
         self.host = host
         self.port = port
         self.registry = registry
+        self.console = console
         self.readiness = readiness
     }
 
@@ -57,6 +62,7 @@ public struct MonitoringServer: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: text))
             )
         }
+        console?.addRoutes(to: router)
         return Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "shardflow"),

@@ -38,6 +38,8 @@ public final class Worker: Service, Sendable {
         var consumed: [Int32: TopicPartitionOffset] = [:]
         /// Shards whose store is not in this data directory (see `adoptMissingStores`).
         var refused: Set<Int> = []
+        /// The latest snapshot of each owned shard (see `ShardSnapshot`).
+        var snapshots: [Int: ShardSnapshot] = [:]
     }
 
     public init(configuration: WorkerConfiguration, registry: WorkflowRegistry, logger: Logger) {
@@ -346,6 +348,7 @@ public final class Worker: Service, Sendable {
     private func refreshGauges(consumer: KafkaConsumer) async {
         while !Task.isCancelled {
             let owned = state.withLock { $0.shards }
+            var snapshots: [Int: ShardSnapshot] = [:]
             for (number, entry) in owned {
                 guard let stats = try? entry.shard.stats() else { continue }
                 let dimensions = [("shard", String(number))]
@@ -359,13 +362,55 @@ public final class Worker: Service, Sendable {
                     .record(Double(stats.oldestOutboxCreatedAt.map { max(0, now - $0) } ?? 0) / 1000)
                 Gauge(label: "shardflow_quarantined_workflows", dimensions: dimensions).record(stats.quarantinedWorkflows)
                 Gauge(label: "shardflow_parked_workflows", dimensions: dimensions).record(stats.parkedWorkflows)
+                var lag: Int64?
                 if let high = consumer.cachedHighWatermark(topic: configuration.topics.workflows, partition: Int32(number)) {
-                    let lag = max(0, high - (stats.nextWorkflowsOffset ?? 0))
-                    Gauge(label: "shardflow_consumer_lag", dimensions: dimensions).record(lag)
+                    lag = max(0, high - (stats.nextWorkflowsOffset ?? 0))
+                    Gauge(label: "shardflow_consumer_lag", dimensions: dimensions).record(lag ?? 0)
                 }
+                snapshots[number] = ShardSnapshot(
+                    shard: number, epoch: stats.epoch, executorState: stats.executorState.rawValue,
+                    queuedTasks: stats.queuedTasks, runningTasks: stats.runningTasks,
+                    replayQueueDepth: stats.replayQueueDepth, outboxDepth: stats.outboxDepth,
+                    oldestOutboxAgeSeconds: stats.oldestOutboxCreatedAt.map { Double(max(0, now - $0)) / 1000 },
+                    consumerLag: lag, stuckWorkflows: (try? entry.shard.stuckCount()) ?? 0,
+                    parkedWorkflows: stats.parkedWorkflows, quarantinedWorkflows: stats.quarantinedWorkflows,
+                    timers: stats.timers, eventWaits: stats.eventWaits, workflowsByStatus: stats.workflowsByStatus,
+                    takenAt: now)
             }
+            state.withLock { $0.snapshots = snapshots }
             Gauge(label: "shardflow_owned_shards").record(owned.count)
             try? await Task.sleep(for: .seconds(2))
         }
+    }
+}
+
+// MARK: - console
+
+extension Worker {
+    /// The latest snapshots of the owned shards, by shard number (at most 2 s old).
+    public func shardSnapshots() -> [ShardSnapshot] {
+        state.withLock { state in
+            state.snapshots.filter { state.shards[$0.key] != nil }.values.sorted { $0.shard < $1.shard }
+        }
+    }
+
+    /// The partition count of the workflows topic, once the worker has read it.
+    public var workflowsPartitionCount: Int? { partitionCount.withLock { $0 } }
+
+    /// A workflow by id: its shard (murmur2 of the id), and its detail when this worker owns that shard.
+    public func lookUpWorkflow(_ workflowId: String) throws -> ConsoleWorkflow? {
+        guard let count = workflowsPartitionCount, count > 0 else { return nil }
+        let number = ShardRouting.partition(ofWorkflowId: workflowId, partitionCount: count)
+        guard let owned = state.withLock({ $0.shards[number] }) else {
+            return ConsoleWorkflow(workflowId: workflowId, shard: number, ownedHere: false, detail: nil)
+        }
+        return ConsoleWorkflow(workflowId: workflowId, shard: number, ownedHere: true,
+                               detail: try owned.shard.workflowDetail(workflowId))
+    }
+
+    /// Stuck, parked, recently failed workflows and retrying steps of every owned shard.
+    public func shardLists(limit: Int = 20) -> [ShardLists] {
+        let owned = state.withLock { $0.shards }
+        return owned.keys.sorted().compactMap { try? owned[$0]?.shard.lists(limit: limit) }
     }
 }

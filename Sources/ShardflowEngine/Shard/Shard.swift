@@ -383,6 +383,16 @@ public final class Shard: Sendable {
         try read { db in try StoreQueries.workflowDetail(db, workflowId: workflowId) }
     }
 
+    /// Stuck, parked and recently failed workflows and retrying steps, at most `limit` of each.
+    public func lists(limit: Int = 50) throws -> ShardLists {
+        try read { db in try StoreQueries.lists(db, shard: shard, limit: limit) }
+    }
+
+    /// Running workflows with nothing queued, waiting or running and no replay row (I1 says none).
+    public func stuckCount() throws -> Int {
+        try read { db in try StoreQueries.stuckCount(db) }
+    }
+
     private func executorState(_ db: Database) throws -> ExecutorState {
         let meta = try StoreQueries.meta(db)
         return runtime.withLock { state in

@@ -140,6 +140,20 @@ public struct WorkflowDetail: Sendable, Equatable, Codable {
         public var error: String?
         public var attempts: Int
         public var completedAt: Int64?
+        /// The generation (replay) that delivered this result to the body; nil while pending.
+        public var round: Int?
+    }
+
+    /// A durable timer of the workflow: a sleep, or an event wait's timeout (operation `stepId`).
+    public struct PendingTimer: Sendable, Equatable, Codable {
+        public var stepId: Int
+        public var fireAt: Int64
+    }
+
+    /// An event the workflow waits for (operation `stepId`).
+    public struct EventWait: Sendable, Equatable, Codable {
+        public var stepId: Int
+        public var name: String
     }
 
     public struct PendingTask: Sendable, Equatable, Codable {
@@ -172,4 +186,34 @@ public struct WorkflowDetail: Sendable, Equatable, Codable {
     public var parkedReason: String?
     /// When it was last parked (kept after it runs again).
     public var parkedAt: Int64?
+    public var timers: [PendingTimer] = []
+    public var eventWaits: [EventWait] = []
+}
+
+/// The workflows of one shard that need an operator's eye, newest first where it matters.
+public struct ShardLists: Sendable, Equatable, Codable {
+    public struct Failed: Sendable, Equatable, Codable {
+        public var workflowId: String
+        public var workflow: String
+        public var error: String?
+        public var step: String?
+        public var completedAt: Int64
+    }
+
+    /// A step waiting out a retry backoff, or queued again after failed attempts.
+    public struct Retrying: Sendable, Equatable, Codable {
+        public var workflowId: String
+        public var stepId: Int
+        public var name: String
+        /// Attempts made so far.
+        public var attempts: Int
+        public var readyAt: Int64
+        public var lastError: String?
+    }
+
+    public var shard: Int
+    public var stuck: [String]
+    public var parked: [ParkedWorkflow]
+    public var failedRecently: [Failed]
+    public var retrying: [Retrying]
 }

@@ -101,12 +101,18 @@ enum StoreQueries {
 
     static func workflowDetail(_ db: Database, workflowId: String) throws -> WorkflowDetail? {
         let journal = try db.rows("""
-            SELECT seq, kind, name, status, output, error, attempts, completedAt FROM journal WHERE workflowId = ? ORDER BY seq
+            SELECT seq, kind, name, status, output, error, attempts, completedAt, round FROM journal WHERE workflowId = ? ORDER BY seq
             """, workflowId) { entry in
             WorkflowDetail.JournalRow(
                 stepId: entry[0], kind: entry[1], name: entry[2], status: entry[3],
                 output: (entry[4] as String?).flatMap { try? JSONValue.parse(Array($0.utf8)) },
-                error: entry[5], attempts: entry[6], completedAt: entry[7])
+                error: entry[5], attempts: entry[6], completedAt: entry[7], round: (entry[8] as Int?).flatMap { $0 > 0 ? $0 : nil })
+        }
+        let timers = try db.rows("SELECT seq, fireAt FROM timers WHERE workflowId = ? ORDER BY seq", workflowId) {
+            WorkflowDetail.PendingTimer(stepId: $0[0], fireAt: $0[1])
+        }
+        let waits = try db.rows("SELECT seq, name FROM event_waits WHERE workflowId = ? ORDER BY seq", workflowId) {
+            WorkflowDetail.EventWait(stepId: $0[0], name: $0[1])
         }
         let tasks = try db.rows("SELECT stepId, name, state, attempt, readyAt FROM tasks WHERE workflowId = ? ORDER BY stepId",
                                 workflowId) { task in
@@ -126,7 +132,27 @@ enum StoreQueries {
                 result: (row[6] as String?).flatMap { try? JSONValue.parse(Array($0.utf8)) },
                 error: errorMessage.map { WorkflowErrorInfo(message: $0, step: row[8]) },
                 generation: row[9], journal: journal, pendingTasks: tasks, inReplayQueue: inReplayQueue,
-                crashes: row[10], quarantined: row[11], version: row[12], parkedReason: row[13], parkedAt: row[14])
+                crashes: row[10], quarantined: row[11], version: row[12], parkedReason: row[13], parkedAt: row[14],
+                timers: timers, eventWaits: waits)
         }
+    }
+
+    /// What an operator looks at first: stuck and parked workflows, recent failures, steps being retried.
+    static func lists(_ db: Database, shard: Int, limit: Int) throws -> ShardLists {
+        let failed = try db.rows("""
+            SELECT id, name, errorMessage, errorStep, completedAt FROM workflows
+            WHERE status = 'failed' AND completedAt IS NOT NULL ORDER BY completedAt DESC LIMIT ?
+            """, limit) { row in
+            ShardLists.Failed(workflowId: row[0], workflow: row[1], error: row[2], step: row[3], completedAt: row[4])
+        }
+        let retrying = try db.rows("""
+            SELECT t.workflowId, t.stepId, t.name, t.attempt, t.readyAt, j.error FROM tasks t
+            LEFT JOIN journal j ON j.workflowId = t.workflowId AND j.seq = t.stepId
+            WHERE t.state = 'queued' AND t.attempt > 0 ORDER BY t.readyAt LIMIT ?
+            """, limit) { row in
+            ShardLists.Retrying(workflowId: row[0], stepId: row[1], name: row[2], attempts: row[3], readyAt: row[4], lastError: row[5])
+        }
+        return ShardLists(shard: try meta(db)?.shard ?? shard, stuck: try stuckIds(db, limit: limit),
+                          parked: try parked(db, limit: limit), failedRecently: failed, retrying: retrying)
     }
 }
