@@ -140,6 +140,7 @@ try:
     b.wait("document.querySelectorAll('[data-testid=journal] tbody tr').length > 0")
     report["workflowStatus"] = b.js("document.querySelector('[data-testid=workflow-status]').textContent")
     report["journal"] = b.js("[...document.querySelectorAll('[data-testid=journal] tbody tr')].map(tr => [...tr.cells].map(td => td.textContent))")
+    report["replays"] = b.js("[...document.querySelectorAll('[data-testid=replays] tbody tr')].map(tr => tr.cells[0].textContent)")
     report["workflowScreenshot"] = b.screenshot("console-workflow.png")
 
     b.go(base + "/console#/lists")

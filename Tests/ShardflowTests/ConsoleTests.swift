@@ -22,6 +22,7 @@ extension Integration {
             var executorAfterBump: String
             var workflowStatus: String
             var journal: [[String]]
+            var replays: [String]
             var workflowScreenshot: String
             var parked: [String]
             var browserSeconds: Double
@@ -102,6 +103,8 @@ extension Integration {
             // A workflow page shows the journal.
             #expect(report.workflowStatus == "succeeded")
             #expect(report.journal.map { Array($0.prefix(4)) } == (1...3).map { [String($0), "step", "noop", "succeeded"] })
+            // Its replay history: the three steps' results were delivered by replays 2, 3 and 4.
+            #expect(report.replays == ["2", "3", "4"])
             #expect(report.parked == ["parked-1"])
             // Forged requests are refused even with the token; a wrong token is refused too.
             #expect([report.forgedNoHeader, report.forgedOtherOrigin, report.forgedCrossSite] as [Int] == [403, 403, 403])

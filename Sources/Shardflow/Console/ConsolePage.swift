@@ -183,6 +183,16 @@ async function workflowView(id) {
       cell(j.attempts) + cell(j.round ?? "") + "<td class='l'>" + esc(time(j.completedAt)) + "</td><td class='wrap'><code>" + esc(j.error ?? json(j.output)) + "</code></td></tr>";
   }
   html += "</tbody></table>";
+  // The replay history, from the journal: each replay that delivered results, and what it delivered.
+  const rounds = {};
+  for (const j of d.journal) if (j.round) (rounds[j.round] = rounds[j.round] || []).push(j);
+  const replays = Object.keys(rounds).map(Number).sort((a, b) => a - b);
+  if (replays.length) {
+    html += "<h3>Replay history</h3><table data-testid='replays'><thead><tr><th>replay</th><th class='l'>delivered</th><th class='l'>last result at</th></tr></thead><tbody>" +
+      replays.map((g) => "<tr>" + cell(g) + "<td class='l'>" + rounds[g].map((j) => esc(j.stepId + " " + j.name + " (" + j.status + ")")).join(", ") +
+        "</td><td class='l'>" + esc(time(Math.max(...rounds[g].map((j) => j.completedAt || 0)))) + "</td></tr>").join("") +
+      "</tbody></table><p class='muted'>Replay 1 ran the body on its start; " + esc(d.generation) + " replays so far. Every replay is also published on shardflow.replays.</p>";
+  }
   if (d.pendingTasks.length) {
     html += "<h3>Queued and running steps</h3><table data-testid='tasks'><thead><tr><th>step</th><th class='l'>name</th><th class='l'>state</th><th>attempt</th><th class='l'>ready at</th></tr></thead><tbody>" +
       d.pendingTasks.map((t) => "<tr>" + cell(t.stepId) + "<td class='l'>" + esc(t.name) + "</td><td class='l'>" + esc(t.state) + "</td>" + cell(t.attempt) + "<td class='l'>" + esc(time(t.readyAt)) + "</td></tr>").join("") + "</tbody></table>";
