@@ -304,6 +304,93 @@ import Testing
         await shard.close()
     }
 
+    @Test("a step whose result is journaled replays without its code: a deploy may drop a step running workflows already ran")
+    func journaledStepsNeedNoDefinition() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        func registry(withStep: Bool) -> WorkflowRegistry {
+            var registry = testRegistry()
+            if withStep { registry.registerStep("retired", input: Int.self, output: Int.self) { value, _ in value + 1 } }
+            registry.registerWorkflow("uses-retired", args: Int.self, result: Int.self) { ctx, value in
+                let first = try await ctx.run("retired", value, as: Int.self)
+                _ = try await ctx.waitForEvent("go")
+                return try await ctx.run("double", first, as: Int.self)
+            }
+            return registry
+        }
+        var factory = MessageFactory()
+        let before = try await Self.open(directory, registry(withStep: true))
+        _ = try await before.ingest([factory.start("r", "uses-retired", .int(1))])
+        try await eventually { try before.stats().eventWaits == 1 }
+        await before.close()
+        let after = try await Self.open(directory, registry(withStep: false))
+        _ = try await after.deliverEvent(workflowId: "r", name: "go", value: .null)
+        let reader = OutboxReader(after)
+        try await reader.waitForCompletions(1)
+        #expect(reader.completions["r"]?.first?.result == .int(4))
+        #expect(reader.replays.allSatisfy { $0.outcome != .parked })
+        await after.close()
+    }
+
+    @Test("parking sets the workflow's queued steps aside; the next open queues them again")
+    func parkingSetsQueuedStepsAside() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        var v1 = testRegistry()
+        v1.registerWorkflow("branches", args: Int.self, result: Int.self) { ctx, value in
+            async let doubled = ctx.run("double", value, as: Int.self)
+            async let go = ctx.waitForEvent("go")
+            _ = try await go
+            return try await doubled
+        }
+        var unsafe = testRegistry()
+        unsafe.registerWorkflow("branches", args: Int.self, result: Int.self) { ctx, value in
+            try await ctx.run("noop", value, as: Int.self)  // operation 1 was a double: a violation
+        }
+        var factory = MessageFactory()
+        let first = try await Self.open(directory, v1)
+        _ = try await first.bumpEpoch()  // the step stays queued
+        _ = try await first.ingest([factory.start("b", "branches", .int(5))])
+        try await eventually { try first.stats().queuedTasks == 1 && first.stats().eventWaits == 1 }
+        await first.close()
+        let bad = try await Self.open(directory, unsafe)
+        _ = try await bad.deliverEvent(workflowId: "b", name: "go", value: .null)
+        try await eventually { try bad.stats().parkedWorkflows == 1 }
+        #expect(try bad.workflowDetail("b")?.pendingTasks.map(\.state) == ["parked"])
+        #expect(try bad.stats().queuedTasks == 0)
+        await bad.close()
+        let rollback = try await Self.open(directory, v1)
+        _ = try await rollback.resumeExecutors()
+        let reader = OutboxReader(rollback)
+        try await reader.waitForCompletions(1)
+        #expect(reader.completions["b"]?.first?.result == .int(10))
+        await rollback.close()
+    }
+
+    @Test("a start parked for an unknown version has its args checked by that version before its body runs")
+    func argsOfParkedStartsAreValidated() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        var old = testRegistry()
+        old.registerWorkflow("positive", version: 1, args: Int.self, result: Int.self) { _, value in value }
+        var new = old
+        new.registerWorkflow("positive", version: 2, args: Int.self, result: Int.self,
+                             validate: { try InvalidArgs.require("value", $0, in: 1...100) }) { _, value in value }
+        var factory = MessageFactory()
+        let first = try await Self.open(directory, old)
+        _ = try await first.ingest([factory.raw(try? StartMessage(workflowId: "neg", workflow: "positive", args: .int(-1), version: 2).contractJSON(), key: "neg")])
+        try await eventually { try first.stats().parkedWorkflows == 1 }
+        await first.close()
+        let second = try await Self.open(directory, new)
+        let reader = OutboxReader(second)
+        try await reader.waitForCompletions(1)
+        let failed = try #require(reader.completions["neg"]?.first)
+        #expect(failed.status == .failed)
+        #expect(failed.error?.message == "args do not match workflow positive version 2: value must be between 1 and 100, got -1")
+        #expect(try second.stats().parkedWorkflows == 0)
+        await second.close()
+    }
+
     @Test("a start's version must be an integer from 1 to 1000000")
     func invalidVersionsAreDeadLettered() async throws {
         let directory = TemporaryDirectory()

@@ -6,7 +6,9 @@ import GRDB
 /// shard is opened, so a rollback or a fixed deploy runs it on, and an operator may fail it on purpose.
 extension Shard {
     /// Parks a workflow in the caller's transaction: records why (the first park's time is kept while it
-    /// stays parked) and publishes a `parked` replay event. Nothing of the abandoned run is written.
+    /// stays parked), sets its queued steps aside (no slot or LLM call is spent on a workflow that cannot
+    /// go on here; `retryParked` queues them again), and publishes a `parked` replay event. Nothing of the
+    /// abandoned run is written.
     func park(_ db: Database, workflow: WorkflowRow, reason: String, trigger: ReplayTrigger,
               consumed: [ReplayEvent.Consumed] = [], now: Int64, effects: inout Effects) throws {
         let reason = reason.prefix(utf8Bytes: MessageLimits.maxReasonBytes)
@@ -14,6 +16,7 @@ extension Shard {
             UPDATE workflows SET parkedAt = CASE WHEN parkedReason IS NULL THEN ? ELSE parkedAt END, parkedReason = ?
             WHERE id = ?
             """, now, reason, workflow.id)
+        try db.run("UPDATE tasks SET state = 'parked', claimedEpoch = NULL WHERE workflowId = ? AND state = 'queued'", workflow.id)
         if workflow.parkedReason == nil {
             metrics.workflowsParked.increment()
             logger.warning("workflow \(workflow.id) (\(workflow.name) v\(workflow.version)) parked: \(reason)")
@@ -44,12 +47,11 @@ extension Shard {
             UPDATE tasks SET state = 'parked', claimedEpoch = NULL, attempt = attempt - 1 WHERE workflowId = ? AND stepId = ? AND state = 'running' AND attempt = ?
             """, workflowId, stepId, attempt)
         guard db.changesCount > 0, let loaded = try loadWorkflow(db, workflowId), loaded.status == "running" else { return }
-        // A kept body of this workflow is now behind the store: drop it (safe if this rolls back).
+        // A kept body of this workflow would resume with a result that never comes: drop it (safe if this
+        // rolls back). The generation stays: a result of the same batch may already carry the next one
+        // for its inline replay.
         executions.evict(workflowId)
-        var workflow = loaded
-        workflow.generation += 1
-        try db.run("UPDATE workflows SET generation = ? WHERE id = ?", workflow.generation, workflowId)
-        try park(db, workflow: workflow, reason: UnregisteredStepError(step: name).description + " (step \(stepId))",
+        try park(db, workflow: loaded, reason: UnregisteredStepError(step: name).description + " (step \(stepId))",
                  trigger: .step, now: now, effects: &effects)
     }
 

@@ -170,7 +170,7 @@ extension Shard {
                 rejection = "field reason must be a string"
             } else if let long = reasonField?.stringValue, long.utf8.count > MessageLimits.maxReasonBytes {
                 rejection = "field reason is \(long.utf8.count) bytes, more than the \(MessageLimits.maxReasonBytes) byte limit"
-            } else if let field = fields["workflowId"], field != .null,
+            } else if type == .failParkedWorkflows, let field = fields["workflowId"], field != .null,
                       !(field.stringValue.map(InboundDecoding.isValidWorkflowId) ?? false) {
                 rejection = "field workflowId must be 1 to 200 characters of [A-Za-z0-9._:-]"
             } else if let target = fields["shard"]?.int64Value {

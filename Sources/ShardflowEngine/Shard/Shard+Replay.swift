@@ -144,6 +144,19 @@ extension Shard {
                     hasPending = true
                 }
             }
+            // A start whose version was unknown where it was ingested had its args checked by nobody: the
+            // version's own validation runs before its body first does.
+            if workflow.parkedReason != nil && journal.isEmpty {
+                do {
+                    try definition.validateArgs(workflow.args)
+                } catch {
+                    let refused = WorkflowErrorInfo(message: "args do not match workflow \(workflow.name) version \(workflow.version): \(error)", step: nil)
+                    try completeWorkflow(db, workflow: workflow, status: .failed, result: nil, error: refused, now: now, effects: &effects)
+                    try appendReplayEvent(db, workflow: workflow, generation: generation, trigger: trigger, consumed: [],
+                                          scheduled: [], outcome: .completed, now: now, effects: &effects)
+                    return false
+                }
+            }
             let context = WorkflowContext(
                 workflowId: workflowId, workflowName: workflow.name, workflowVersion: workflow.version, registry: registry,
                 defaultRetry: definition.retry ?? configuration.defaultRetry, journal: journal, startedAt: workflow.startedAt)
@@ -174,7 +187,9 @@ extension Shard {
             try park(db, workflow: workflow, reason: missing.description, trigger: trigger, consumed: consumed,
                      now: now, effects: &effects)
             return false
-        default:
+        case .violated:
+            break  // --on-nondeterminism fail: completed failed below, not run again
+        case .completed, .failed, .waiting:
             if workflow.parkedReason != nil, try unpark(db, workflow: workflow) { unparked = true }
         }
         switch outcome {

@@ -69,17 +69,14 @@ public final class WorkflowContext: Sendable {
     public func run<Input: Encodable & Sendable, Output: Decodable & Sendable>(
         _ name: String, _ input: Input, as output: Output.Type = Output.self, retry: RetryPolicy? = nil
     ) async throws -> Output {
-        guard let step = registry.steps[name] else {
-            // Not a failure of the workflow: this worker's code lacks the step. The run is parked (even if
-            // the body catches this), and a worker that has the step runs it on.
-            let error = UnregisteredStepError(step: name)
-            state.withLock { state in if state.unrunnable == nil { state.unrunnable = error } }
-            throw error
-        }
+        // A journaled result needs no definition (a deploy may drop a step that running workflows already
+        // ran); issuing the step does. Without it the run is parked (even if the body catches the error):
+        // not a failure of the workflow, and a worker that has the step runs it on.
+        let step = registry.steps[name]
         let inputText = try JSONCoding.encodeString(input)
-        let policy = retry ?? step.retry ?? defaultRetry
+        let policy = retry ?? step?.retry ?? defaultRetry
         let entry = try await operation(kind: .step, name: name) { seq in
-            .step(seq: seq, name: name, input: inputText, retry: policy)
+            step == nil ? nil : .step(seq: seq, name: name, input: inputText, retry: policy)
         }
         switch entry.status {
         case .succeeded:
@@ -164,8 +161,10 @@ public final class WorkflowContext: Sendable {
         case fail(any Error)
     }
 
+    /// - Parameter command: the operation to issue when the journal does not have it; nil when this worker
+    ///   cannot issue it (a step it does not have), which parks the run.
     private func operation(kind: JournalEntry.Kind, name: String,
-                           command: (Int) -> NewCommand) async throws -> JournalEntry {
+                           command: (Int) -> NewCommand?) async throws -> JournalEntry {
         let lookup: Lookup = state.withLock { state in
             if state.suspended { return .fail(ReplaySuspended()) }
             if let violation = state.violation { return .fail(violation) }
@@ -183,7 +182,12 @@ public final class WorkflowContext: Sendable {
                 state.unresolved.insert(seq)
                 return .wait(seq)
             }
-            state.commands.append(command(seq))
+            guard let issued = command(seq) else {
+                let missing = UnregisteredStepError(step: name)
+                if state.unrunnable == nil { state.unrunnable = missing }
+                return .fail(missing)
+            }
+            state.commands.append(issued)
             state.unresolved.insert(seq)
             return .wait(seq)
         }
