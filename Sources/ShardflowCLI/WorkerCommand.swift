@@ -99,6 +99,8 @@ struct LLMOptions: ParsableArguments {
     @Option(help: "HTTP retries inside one LLM step attempt (429, 529, 5xx, timeouts).") var llmRetries: Int = 4
     @Option(help: "HTTP connections to the Messages API: the LLM calls that can run at once across all shards.")
     var llmConnections: Int = 5_000
+    @Flag(help: "Send the shardflow-step header (workflowId/step/attempt/try) with each LLM call, for a mock that draws from it (the benchmark does).")
+    var llmStepIdentity = false
 
     func client(logger: Logger) throws -> AnthropicClient {
         var configuration = AnthropicClientConfiguration.fromEnvironment()
@@ -106,6 +108,7 @@ struct LLMOptions: ParsableArguments {
         configuration.requestTimeout = .seconds(llmTimeout)
         configuration.maxRetries = llmRetries
         configuration.maxConcurrentConnections = llmConnections
+        configuration.sendsStepIdentity = llmStepIdentity
         return try AnthropicClient(configuration: configuration, logger: logger)
     }
 }

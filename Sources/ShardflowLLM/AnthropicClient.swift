@@ -119,6 +119,9 @@ public final class AnthropicClient: LLMCompleting {
         request.headers.add(name: "content-type", value: "application/json")
         request.headers.add(name: "anthropic-version", value: AnthropicClientConfiguration.apiVersion)
         if let apiKey = configuration.apiKey { request.headers.add(name: "x-api-key", value: apiKey) }
+        if configuration.sendsStepIdentity, let identity = LLMStepIdentity.current {
+            request.headers.add(name: LLMStepIdentity.headerName, value: identity.headerValue(httpTry: attempt))
+        }
         request.body = .bytes(ByteBuffer(bytes: body))
 
         let status: Int

@@ -22,6 +22,9 @@ public struct AnthropicClientConfiguration: Sendable, CustomStringConvertible {
     public var maxConcurrentConnections: Int
     /// A larger response body is treated as a transport failure.
     public var maxResponseBytes: Int
+    /// Send the `shardflow-step` header (`LLMStepIdentity`) with each call made inside an `llm` step: for a
+    /// mock or proxy that keys its behaviour on the step (the benchmark's exact ideal). Off by default.
+    public var sendsStepIdentity = false
 
     public init(
         baseURL: String = AnthropicClientConfiguration.defaultBaseURL,

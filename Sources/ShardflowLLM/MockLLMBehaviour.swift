@@ -44,12 +44,14 @@ final class MockLLMBehaviour: Sendable {
 
     let configuration: MockLLMConfiguration
     private let latency: LognormalLatency
+    private let draws: MockLLMDraws
     private let startedAt: ContinuousClock.Instant
     private let state: Mutex<State>
 
     init(configuration: MockLLMConfiguration, now: ContinuousClock.Instant = .now) {
         self.configuration = configuration
         self.latency = configuration.latency
+        self.draws = configuration.draws
         self.startedAt = now
         self.state = Mutex(
             State(rng: SplitMix64(seed: configuration.seed), tokens: Self.bucketCapacity(configuration.rateLimitRPM), lastRefill: now)
@@ -81,7 +83,9 @@ final class MockLLMBehaviour: Sendable {
 
     /// What to answer a valid, authorised request: the rate limit first (answered at once), then
     /// the script, then a lognormal latency with injected 500 / 529 at the configured rates.
-    func decide(now: ContinuousClock.Instant = .now) -> Decision {
+    /// A call that says which step it is for (`LLMStepIdentity`) gets the draw of `MockLLMDraws` for it, so
+    /// its latency and injected error depend on nothing else (not on the order calls arrive in).
+    func decide(identified: (identity: LLMStepIdentity, httpTry: Int)? = nil, now: ContinuousClock.Instant = .now) -> Decision {
         state.withLock { state in
             let rpm = configuration.rateLimitRPM
             if rpm > 0 {
@@ -98,6 +102,10 @@ final class MockLLMBehaviour: Sendable {
             if !state.script.isEmpty {
                 let reply = state.script.removeFirst()
                 return Decision(status: reply.status, delaySeconds: reply.delay.inSeconds, retryAfter: reply.retryAfter)
+            }
+            if let identified {
+                let draw = draws.draw(identified.identity, httpTry: identified.httpTry)
+                return Decision(status: draw.status, delaySeconds: draw.latencySeconds, retryAfter: nil)
             }
             let delay = latency.sample(using: &state.rng)
             let roll = Double.random(in: 0..<1, using: &state.rng)

@@ -60,6 +60,11 @@ public struct MockLLMConfiguration: Sendable, Equatable {
     public var latency: LognormalLatency {
         LognormalLatency(median: latencyMedian.inSeconds, p99: latencyP99.inSeconds)
     }
+
+    /// The draws identified calls get (see `LLMStepIdentity`).
+    public var draws: MockLLMDraws {
+        MockLLMDraws(seed: seed, latency: latency, errorRate: errorRate, overloadRate: overloadRate)
+    }
 }
 
 public struct MockLLMConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {

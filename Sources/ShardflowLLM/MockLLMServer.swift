@@ -167,7 +167,8 @@ public final class MockLLMServer: Sendable {
                 behaviour.finish(status: 401, latencySeconds: nil)
                 return Self.apiError(status: 401, "invalid x-api-key")
             }
-            let decision = behaviour.decide()
+            let identified = Self.header(LLMStepIdentity.headerName, in: request.headers).flatMap(LLMStepIdentity.parse)
+            let decision = behaviour.decide(identified: identified)
             if decision.status == 429 {
                 behaviour.finish(status: 429, latencySeconds: nil)
                 return Self.apiError(status: 429, "rate limit exceeded", retryAfter: decision.retryAfter)

@@ -72,6 +72,16 @@ public struct BenchChart: Sendable {
         if !path.isEmpty {
             out.append(##"<path d="\##(path)" fill="none" stroke="#e07000" stroke-width="2.5"/>"##)
         }
+        // The exact ideal's decile medians, dashed, beside the measured ones.
+        if let ideal = report.exactIdeal {
+            var idealPath = ""
+            for (position, decile) in report.deciles.enumerated() where position < ideal.decileMedianMs.count {
+                let level = y(ideal.decileMedianMs[position])
+                idealPath += position == 0 ? "M\(Self.n(x(Double(decile.firstIndex)))) \(Self.n(level))" : "V\(Self.n(level))"
+                idealPath += "H\(Self.n(x(Double(decile.lastIndex + 1))))"
+            }
+            out.append(##"<path d="\##(idealPath)" fill="none" stroke="#2e5aac" stroke-width="2" stroke-dasharray="6 4"/>"##)
+        }
 
         // Axes and their labels.
         out.append(
@@ -85,7 +95,7 @@ public struct BenchChart: Sendable {
         )
 
         // Legend.
-        let legendX = left + plotWidth - 300, legendY = 62.0
+        let legendX = left + plotWidth - (report.exactIdeal == nil ? 300 : 400), legendY = 62.0
         out.append(##"<g font-size="11">"##)
         var offset = 0.0
         for status in [BenchWorkflowStatus.succeeded, .failed, .canceled] {
@@ -97,6 +107,10 @@ public struct BenchChart: Sendable {
             ##"<line x1="\##(Self.n(legendX + offset - 4))" y1="\##(Self.n(legendY - 4))" x2="\##(Self.n(legendX + offset + 14))" y2="\##(Self.n(legendY - 4))" stroke="#e07000" stroke-width="2.5"/>"##
         )
         out.append(##"<text x="\##(Self.n(legendX + offset + 18))" y="\##(Self.n(legendY))">decile median</text>"##)
+        if report.exactIdeal != nil {
+            out.append(##"<line x1="\##(Self.n(legendX + offset + 100))" y1="\##(Self.n(legendY - 4))" x2="\##(Self.n(legendX + offset + 118))" y2="\##(Self.n(legendY - 4))" stroke="#2e5aac" stroke-width="2" stroke-dasharray="6 4"/>"##)
+            out.append(##"<text x="\##(Self.n(legendX + offset + 122))" y="\##(Self.n(legendY))">ideal</text>"##)
+        }
         out.append("</g>")
         out.append("</svg>")
         return out.joined(separator: "\n") + "\n"
@@ -118,7 +132,11 @@ public struct BenchChart: Sendable {
         if let first = report.deciles.first, let last = report.deciles.last, report.deciles.count > 1 {
             text += "; earliest 10% median \(BenchReport.medianText(first)), latest 10% median \(BenchReport.medianText(last))"
         }
-        if let ratio = report.makespan.ratio { text += String(format: "; makespan %.2f × ideal", ratio) }
+        if let ideal = report.exactIdeal {
+            text += String(format: "; makespan %.2f × exact ideal", ideal.makespanRatio)
+        } else if let ratio = report.makespan.ratio {
+            text += String(format: "; makespan %.2f × lower bound", ratio)
+        }
         return text
     }
 

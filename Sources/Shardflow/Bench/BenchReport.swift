@@ -29,7 +29,8 @@ public struct BenchThroughput: Codable, Sendable, Equatable {
     public var steps: Int
 }
 
-/// The measured makespan against the best any scheduler could do with the same slots and latencies.
+/// The measured makespan against the old lower bounds (capacity and critical path with the mean latency); far
+/// below the true optimum for lognormal latencies, so `BenchExactIdeal` is the headline where it is known.
 public struct BenchMakespan: Codable, Sendable, Equatable {
     public static let formula =
         "ideal = max(total step-seconds / slots, critical-path steps × mean step latency), "
@@ -49,6 +50,26 @@ public struct BenchMakespan: Codable, Sendable, Equatable {
     /// measured / ideal.
     public var ratio: Double?
     public var formula: String
+}
+
+/// The exact ideal: the FIFO list schedule (`IdealSchedule`) of the run's own step latencies (the mock's
+/// draws for each workflow, step and attempt) on the same slots, against what was measured.
+public struct BenchExactIdeal: Codable, Sendable, Equatable {
+    public static let method =
+        "FIFO list schedule of this run's own mock draws (per workflow, step, attempt and HTTP try) on the same "
+        + "shards and slots: a workflow's next step is ready when its previous one ends; a free slot takes the "
+        + "ready step of the earliest-created workflow of its shard; injected errors' retries count their draws, "
+        + "not their backoff waits; nothing else takes time"
+
+    public var makespanMs: Double
+    public var p50Ms: Double
+    /// The ideal median completion time of each decile (same deciles as the measured ones).
+    public var decileMedianMs: [Double]
+    /// measured / ideal.
+    public var makespanRatio: Double
+    public var p50Ratio: Double?
+    public var decileRatios: [Double?]
+    public var method: String
 }
 
 /// One dot of the chart: a completed workflow's creation index and completion time.
@@ -73,7 +94,10 @@ public struct BenchReport: Codable, Sendable, Equatable {
     public var completionTime: BenchPercentiles?
     public var deciles: [BenchDecile]
     public var throughput: BenchThroughput
+    /// The lower bounds of the old formula (kept under their own names in `makespan`).
     public var makespan: BenchMakespan
+    /// Present when the run's step latencies are known (the bench's own mock, `llm-chain`).
+    public var exactIdeal: BenchExactIdeal?
     public var workerPeakRSSBytes: Int?
     /// At most `maxChartPoints` completed workflows, evenly spread over creation order.
     public var chartPoints: [BenchChartPoint]
@@ -82,7 +106,9 @@ public struct BenchReport: Codable, Sendable, Equatable {
     public var completed: Int { succeeded + failed + canceled }
 
     /// Builds the report; throws `BenchReportError` on inconsistent input.
-    public init(records: [BenchWorkflowRecord], metadata: BenchRunMetadata) throws {
+    /// - Parameter idealCompletionMs: each workflow's completion time in the exact ideal schedule, by
+    ///   creation index (nil: not known).
+    public init(records: [BenchWorkflowRecord], metadata: BenchRunMetadata, idealCompletionMs: [Int: Double]? = nil) throws {
         try Self.validate(records: records, metadata: metadata)
         let ordered = records.sorted { $0.index < $1.index }
         self.metadata = metadata
@@ -114,6 +140,25 @@ public struct BenchReport: Codable, Sendable, Equatable {
         )
         makespan = Self.makespan(measuredMs: measured, steps: steps, metadata: metadata)
         chartPoints = Self.sample(ordered)
+        exactIdeal = idealCompletionMs.flatMap { Self.exactIdeal($0, ordered: ordered, measuredMs: measured,
+                                                                 measuredP50: completionTime?.p50Ms, deciles: deciles) }
+    }
+
+    private static func exactIdeal(_ ideal: [Int: Double], ordered: [BenchWorkflowRecord], measuredMs: Double,
+                                   measuredP50: Double?, deciles: [BenchDecile]) -> BenchExactIdeal? {
+        let all = ordered.compactMap { ideal[$0.index] }
+        guard all.count == ordered.count, let makespan = all.max(), makespan > 0 else { return nil }
+        let p50 = percentile(all.sorted(), 0.5)
+        let decileMedians = deciles.map { decile in
+            median((decile.firstIndex...decile.lastIndex).compactMap { ideal[$0] }) ?? 0
+        }
+        return BenchExactIdeal(
+            makespanMs: makespan, p50Ms: p50, decileMedianMs: decileMedians, makespanRatio: measuredMs / makespan,
+            p50Ratio: measuredP50.map { p50 > 0 ? $0 / p50 : 0 },
+            decileRatios: zip(deciles, decileMedians).map { decile, idealMedian in
+                decile.medianCompletionMs.map { idealMedian > 0 ? $0 / idealMedian : 0 }
+            },
+            method: BenchExactIdeal.method)
     }
 
     // MARK: Computation

@@ -2,6 +2,21 @@ import Foundation
 
 extension BenchReport {
     /// The headline sentence: counts, completion-time percentiles, earliest and latest decile.
+    /// One line a newcomer can read: workflows, stuck, the earliest and latest deciles' medians, and the ratio to the ideal.
+    public func summaryLine() -> String {
+        var line = "\(BenchFormat.count(workflows)) workflows, \(BenchFormat.count(succeeded)) succeeded, \(BenchFormat.count(stuck)) stuck"
+        if let first = deciles.first, let last = deciles.last, deciles.count > 1 {
+            line += "; the first 10% finished in \(Self.medianText(first)) (median), the last 10% in \(Self.medianText(last))"
+            if let ideal = exactIdeal, let firstIdeal = ideal.decileMedianMs.first, let lastIdeal = ideal.decileMedianMs.last {
+                line += " (ideal \(BenchFormat.duration(ms: firstIdeal)) and \(BenchFormat.duration(ms: lastIdeal)))"
+            }
+        }
+        if let ideal = exactIdeal {
+            line += String(format: "; all done in %.2f× the ideal time", ideal.makespanRatio)
+        }
+        return line
+    }
+
     public func headline() -> String {
         var parts = "\(BenchFormat.count(workflows)) workflows: \(BenchFormat.count(succeeded)) completed, "
             + "\(BenchFormat.count(failed)) failed (\(BenchFormat.percent(failed, of: workflows)))"
@@ -35,13 +50,16 @@ extension BenchReport {
         lines.append(run)
         lines.append(headline())
         lines.append("")
-        lines.append("decile  workflows (creation order)   completed   median completion")
-        for d in deciles {
+        lines.append("decile  workflows (creation order)   completed   median completion" + (exactIdeal == nil ? "" : "   ideal median   measured / ideal"))
+        for (position, d) in deciles.enumerated() {
             let range = "\(BenchFormat.count(d.firstIndex + 1))–\(BenchFormat.count(d.lastIndex + 1))"
-            lines.append(
-                Self.pad("\(d.decile)", 6) + "  " + Self.pad(range, 27) + "  " + Self.pad(BenchFormat.count(d.completed), 9, left: true)
-                    + "   " + Self.medianText(d)
-            )
+            var line = Self.pad("\(d.decile)", 6) + "  " + Self.pad(range, 27) + "  " + Self.pad(BenchFormat.count(d.completed), 9, left: true)
+                + "   " + Self.medianText(d)
+            if let ideal = exactIdeal, position < ideal.decileMedianMs.count {
+                line = Self.pad(line, 74) + "   " + Self.pad(BenchFormat.duration(ms: ideal.decileMedianMs[position]), 12)
+                    + "   " + (ideal.decileRatios[position].map { String(format: "%.2f", $0) } ?? "-")
+            }
+            lines.append(line)
         }
         lines.append("")
         lines.append(
@@ -49,13 +67,20 @@ extension BenchReport {
                 + "\(String(format: "%.1f", throughput.stepsPerSecond)) steps/s "
                 + "(\(BenchFormat.count(throughput.steps)) steps in \(BenchFormat.duration(ms: throughput.measuredMakespanMs)))"
         )
+        if let exact = exactIdeal {
+            lines.append(
+                "makespan: measured \(BenchFormat.duration(ms: makespan.measuredMs)), exact ideal \(BenchFormat.duration(ms: exact.makespanMs)), "
+                    + "measured / ideal \(String(format: "%.2f", exact.makespanRatio))"
+                    + (exact.p50Ratio.map { "; p50 measured / ideal \(String(format: "%.2f", $0)) (ideal p50 \(BenchFormat.duration(ms: exact.p50Ms)))" } ?? "")
+            )
+            lines.append("  exact ideal: \(BenchExactIdeal.method)")
+        }
         if let ideal = makespan.idealMs, let ratio = makespan.ratio {
             lines.append(
-                "makespan: measured \(BenchFormat.duration(ms: makespan.measuredMs)), ideal \(BenchFormat.duration(ms: ideal)), "
-                    + "measured / ideal \(String(format: "%.2f", ratio))"
+                "makespan lower bound (old formula): \(BenchFormat.duration(ms: ideal)), measured / bound \(String(format: "%.2f", ratio))"
             )
             lines.append(
-                "  ideal = max(\(BenchFormat.count(Int(makespan.totalStepSeconds.rounded()))) step-seconds / \(BenchFormat.count(makespan.slots)) slots"
+                "  bound = max(\(BenchFormat.count(Int(makespan.totalStepSeconds.rounded()))) step-seconds / \(BenchFormat.count(makespan.slots)) slots"
                     + " = \(BenchFormat.duration(ms: makespan.capacityBoundMs)), \(makespan.criticalPathSteps) steps × "
                     + "\(BenchFormat.duration(ms: makespan.meanStepLatencyMs)) mean step latency = "
                     + "\(BenchFormat.duration(ms: makespan.criticalPathMs)))"

@@ -79,11 +79,16 @@ public struct BenchRunner: Sendable {
         // Mock LLM.
         var mock: MockLLMServer?
         var llmBaseURL = options.llmBaseURL
+        // With its own mock the bench knows every draw (workers identify each call's step), so it can
+        // compute the exact ideal schedule of the run.
+        var draws: MockLLMDraws?
         if !options.noLLM && llmBaseURL == nil {
-            let server = try MockLLMServer(configuration: MockLLMConfiguration(
+            let mockConfiguration = MockLLMConfiguration(
                 host: "127.0.0.1", port: 0, latencyMedian: options.latencyMedian, latencyP99: options.latencyP99,
                 errorRate: options.errorRate, overloadRate: options.overloadRate,
-                rateLimitRPM: options.rateLimitRPM), logger: logger)
+                rateLimitRPM: options.rateLimitRPM)
+            draws = mockConfiguration.draws
+            let server = try MockLLMServer(configuration: mockConfiguration, logger: logger)
             let port = try await server.start()
             mock = server
             llmBaseURL = "http://127.0.0.1:\(port)"
@@ -100,6 +105,7 @@ public struct BenchRunner: Sendable {
                              "--max-concurrency", String(options.maxConcurrency),
                              "--claim-limit", String(options.claimLimit)]
             if let llmBaseURL { arguments += ["--llm-base-url", llmBaseURL] }
+            if draws != nil { arguments.append("--llm-step-identity") }
             for (key, value) in properties { arguments += ["-X", "\(key)=\(value)"] }
             workers.append(try ChildProcess(arguments: arguments,
                                             outputPath: output.appendingPathComponent("worker-\(index).log").path))
@@ -160,9 +166,39 @@ public struct BenchRunner: Sendable {
             latencyP99Ms: options.noLLM ? 0 : options.latencyP99.seconds * 1000,
             runStartedAt: runStartedAt, runEndedAt: runEndedAt, submitted: starts.count, stuck: stuck,
             workerPeakRSSBytes: peakRSS)
-        let report = try BenchReport(records: records, metadata: metadata)
+        var ideal: [Int: Double]?
+        if let draws, workflow == "llm-chain" {
+            ideal = Self.idealCompletionMs(starts: starts, steps: options.steps, shards: options.shards,
+                                           slotsPerShard: options.maxConcurrency, draws: draws)
+        }
+        let report = try BenchReport(records: records, metadata: metadata, idealCompletionMs: ideal)
         let files = try report.write(to: output)
         return Outcome(report: report, files: files)
+    }
+
+    /// The exact ideal of an `llm-chain` run: each workflow's steps take what the mock drew for them (the
+    /// HTTP tries of injected errors included, up to the client's and the step's retries), scheduled FIFO
+    /// per shard on the same slots.
+    static func idealCompletionMs(starts: [StartMessage], steps: Int, shards: Int, slotsPerShard: Int,
+                                  draws: MockLLMDraws) -> [Int: Double] {
+        let tries = AnthropicClientConfiguration().maxRetries + 1
+        let attempts = StockWorkflows.llmStepRetry.maxAttempts
+        let workflows = starts.enumerated().map { index, start in
+            let stepSeconds = (1...max(1, steps)).map { stepId -> Double in
+                var seconds = 0.0
+                for attempt in 1...attempts {
+                    for httpTry in 1...tries {
+                        let draw = draws.draw(LLMStepIdentity(workflowId: start.workflowId, stepId: stepId, attempt: attempt), httpTry: httpTry)
+                        seconds += draw.latencySeconds
+                        if draw.status == 200 { return seconds }
+                    }
+                }
+                return seconds
+            }
+            return IdealSchedule.Workflow(index: index, shard: ShardRouting.partition(ofWorkflowId: start.workflowId, partitionCount: shards),
+                                          stepSeconds: steps == 0 ? [] : stepSeconds)
+        }
+        return IdealSchedule.completionSeconds(workflows, slotsPerShard: slotsPerShard).mapValues { $0 * 1000 }
     }
 
     private func collect(reader: TopicReader, index: [String: Int], total: Int,

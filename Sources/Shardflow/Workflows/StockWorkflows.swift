@@ -18,8 +18,10 @@ public enum StockWorkflows {
             if let delay = input.delayMs, delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
             return NoopOutput(index: input.index)
         }
-        registry.registerStep("llm", input: LLMRequest.self, output: LLMCompletion.self, retry: llmStepRetry) { request, _ in
-            try await llm.complete(request)
+        registry.registerStep("llm", input: LLMRequest.self, output: LLMCompletion.self, retry: llmStepRetry) { request, context in
+            try await LLMStepIdentity.$current.withValue(
+                LLMStepIdentity(workflowId: context.workflowId, stepId: context.stepId, attempt: context.attempt)
+            ) { try await llm.complete(request) }
         }
 
         registry.registerWorkflow("noop", args: NoopArgs.self, result: NoopResult.self, validate: { args in

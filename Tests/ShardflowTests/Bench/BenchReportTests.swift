@@ -1,5 +1,6 @@
 import Foundation
 import Shardflow
+import ShardflowLLM
 import Testing
 
 #if canImport(FoundationXML)
@@ -168,11 +169,74 @@ struct BenchReportTests {
         #expect(text.contains("throughput: "))
         #expect(text.contains("workflows/s"))
         #expect(text.contains("steps/s"))
-        #expect(text.contains("measured / ideal"))
+        // Without the run's draws only the old lower bound is known, and it is called that.
+        #expect(text.contains("makespan lower bound (old formula)"))
+        #expect(text.contains("measured / bound"))
+        #expect(report.exactIdeal == nil)
         #expect(text.contains("worker peak RSS: 300.0 MiB"))
         // A header line, then one row per decile.
         let rows = text.split(separator: "\n", omittingEmptySubsequences: false).drop { !$0.hasPrefix("decile") }.dropFirst().prefix { !$0.isEmpty }
         #expect(rows.count == 10)
+    }
+
+    @Test("with the exact ideal the report gives measured / ideal for the makespan, the p50 and each decile")
+    func exactIdealRatios() throws {
+        let records = BenchFixtures.fifoRecords(1_000)
+        // An ideal at half of every measured completion time (from the start of the run).
+        let start = BenchFixtures.metadata(submitted: 1_000).runStartedAt
+        let ideal = Dictionary(uniqueKeysWithValues: records.map { ($0.index, Double(($0.completedAt ?? start) - $0.createdAt) / 2) })
+        let report = try BenchReport(records: records, metadata: BenchFixtures.metadata(submitted: 1_000), idealCompletionMs: ideal)
+        let exact = try #require(report.exactIdeal)
+        #expect(abs((exact.p50Ratio ?? 0) - 2) < 0.01)
+        #expect(exact.decileRatios.count == 10)
+        #expect(exact.decileRatios.allSatisfy { abs(($0 ?? 0) - 2) < 0.01 })
+        #expect(exact.makespanRatio >= 2)
+        let text = report.text()
+        #expect(text.contains("exact ideal"))
+        #expect(text.contains("measured / ideal"))
+        #expect(text.contains("ideal median"))
+        #expect(BenchChart(report: report).svg().contains("stroke-dasharray"))
+        #expect(report.summaryLine().contains("× the ideal time"))
+        // An ideal that misses workflows is no ideal.
+        var partial = ideal
+        partial.removeValue(forKey: 0)
+        #expect(try BenchReport(records: records, metadata: BenchFixtures.metadata(submitted: 1_000), idealCompletionMs: partial).exactIdeal == nil)
+    }
+
+    @Test("the ideal schedule is FIFO per shard on its slots: a free slot takes the earliest-created ready step")
+    func idealScheduleIsFIFOListScheduling() {
+        // One slot, two workflows of two 1 s steps: w0 1, w0 2, then w1 1, w1 2.
+        let one = IdealSchedule.completionSeconds([
+            .init(index: 0, shard: 0, stepSeconds: [1, 1]), .init(index: 1, shard: 0, stepSeconds: [1, 1]),
+        ], slotsPerShard: 1)
+        #expect(one == [0: 2, 1: 4])
+        // Enough slots: each workflow takes its own chain; shards do not share slots.
+        let wide = IdealSchedule.completionSeconds([
+            .init(index: 0, shard: 0, stepSeconds: [3, 1]), .init(index: 1, shard: 0, stepSeconds: [0.5]),
+            .init(index: 2, shard: 1, stepSeconds: [2, 2]), .init(index: 3, shard: 1, stepSeconds: []),
+        ], slotsPerShard: 2)
+        #expect(wide == [0: 4, 1: 0.5, 2: 4, 3: 0])
+        // Two slots, three workflows: the third waits for the first slot to free up (at 1 s), behind nobody.
+        let queued = IdealSchedule.completionSeconds([
+            .init(index: 0, shard: 0, stepSeconds: [1]), .init(index: 1, shard: 0, stepSeconds: [5]),
+            .init(index: 2, shard: 0, stepSeconds: [1]),
+        ], slotsPerShard: 2)
+        #expect(queued == [0: 1, 1: 5, 2: 2])
+    }
+
+    @Test("the mock's draws for an identified call depend only on (seed, workflow, step, attempt, try)")
+    func drawsAreAFunctionOfTheCall() {
+        let draws = MockLLMDraws(seed: 42, latency: LognormalLatency(median: 4, p99: 15), errorRate: 0.1)
+        let call = LLMStepIdentity(workflowId: "wf-1", stepId: 2, attempt: 1)
+        #expect(draws.draw(call, httpTry: 1) == draws.draw(call, httpTry: 1))
+        #expect(draws.draw(call, httpTry: 1) != draws.draw(call, httpTry: 2))
+        #expect(draws.draw(call, httpTry: 1) != MockLLMDraws(seed: 43, latency: draws.latency).draw(call, httpTry: 1))
+        let latencies = (0..<4_000).map { draws.draw(LLMStepIdentity(workflowId: "wf-\($0)", stepId: 1, attempt: 1), httpTry: 1).latencySeconds }.sorted()
+        #expect(abs(latencies[2_000] - 4) < 0.4, "median \(latencies[2_000])")
+        let errors = (0..<4_000).filter { draws.draw(LLMStepIdentity(workflowId: "wf-\($0)", stepId: 1, attempt: 1), httpTry: 1).status == 500 }.count
+        #expect((300...500).contains(errors), "\(errors) errors")
+        #expect(LLMStepIdentity.parse(call.headerValue(httpTry: 3))?.identity == call)
+        #expect(LLMStepIdentity.parse("a/b/1/1") == nil)
     }
 
     @Test("bad input is refused with a clear error")

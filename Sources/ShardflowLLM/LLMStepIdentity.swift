@@ -1,0 +1,68 @@
+/// Which workflow step an LLM call is made for, sent (when the client is configured to) as the
+/// `shardflow-step` header: `workflowId/stepId/attempt/try`, where try counts the client's own HTTP
+/// retries within one step attempt. It lets the mock LLM draw each call's latency and errors from
+/// (seed, workflowId, step, attempt, try) alone, so a benchmark knows every draw and can compute the
+/// exact ideal schedule of its run.
+public struct LLMStepIdentity: Sendable, Equatable, Hashable {
+    public var workflowId: String
+    public var stepId: Int
+    /// The step attempt, 1 for the first.
+    public var attempt: Int
+
+    public init(workflowId: String, stepId: Int, attempt: Int) {
+        self.workflowId = workflowId
+        self.stepId = stepId
+        self.attempt = attempt
+    }
+
+    /// Set by the `llm` step around its call; read by `AnthropicClient`.
+    @TaskLocal public static var current: LLMStepIdentity?
+
+    public static let headerName = "shardflow-step"
+
+    public func headerValue(httpTry: Int) -> String { "\(workflowId)/\(stepId)/\(attempt)/\(httpTry)" }
+
+    /// Parses a header value; nil unless it is four `/`-separated fields with positive numbers.
+    public static func parse(_ value: String) -> (identity: LLMStepIdentity, httpTry: Int)? {
+        let parts = value.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 4, !parts[0].isEmpty, parts[0].utf8.count <= 200,
+              let step = Int(parts[1]), let attempt = Int(parts[2]), let httpTry = Int(parts[3]),
+              step >= 0, attempt >= 1, httpTry >= 1 else { return nil }
+        return (LLMStepIdentity(workflowId: String(parts[0]), stepId: step, attempt: attempt), httpTry)
+    }
+}
+
+/// The mock LLM's draws for identified calls: a pure function of (seed, workflowId, step, attempt, try),
+/// shared by the mock (which answers with them) and the benchmark (which simulates the ideal schedule).
+public struct MockLLMDraws: Sendable, Equatable {
+    public var seed: UInt64
+    public var latency: LognormalLatency
+    public var errorRate: Double
+    public var overloadRate: Double
+
+    public init(seed: UInt64, latency: LognormalLatency, errorRate: Double = 0, overloadRate: Double = 0) {
+        self.seed = seed
+        self.latency = latency
+        self.errorRate = errorRate
+        self.overloadRate = overloadRate
+    }
+
+    public struct Draw: Sendable, Equatable {
+        /// 200, or 500 / 529 for an injected error.
+        public var status: Int
+        public var latencySeconds: Double
+    }
+
+    public func draw(_ identity: LLMStepIdentity, httpTry: Int) -> Draw {
+        // FNV-1a over the fields, then SplitMix64: independent, reproducible streams per call.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ seed
+        for byte in "\(identity.workflowId)/\(identity.stepId)/\(identity.attempt)/\(httpTry)".utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+        }
+        var rng = SplitMix64(seed: hash)
+        let seconds = latency.sample(using: &rng)
+        let roll = Double.random(in: 0..<1, using: &rng)
+        let status = roll < errorRate ? 500 : roll < errorRate + overloadRate ? 529 : 200
+        return Draw(status: status, latencySeconds: seconds)
+    }
+}
