@@ -61,6 +61,8 @@ struct BenchArguments: ParsableArguments {
         FileHandle.standardError.write(Data("\n".utf8))
         print(outcome.report.text())
         for file in outcome.files { print("wrote \(file.path)") }
+        print("")
+        print(outcome.report.summaryLine())
     }
 }
 
@@ -80,8 +82,8 @@ struct BenchCommand: AsyncParsableCommand {
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "The main job: a local broker, the mock LLM and a worker run 2,000 llm-chain workflows; prints the report.")
-    @Option(help: "Workflows to run.") var workflows: Int = 2_000
+        abstract: "The main job: a local broker, the mock LLM and a worker run 10,000 llm-chain workflows (more work than the 5,000 slots, so FIFO shows); prints the report.")
+    @Option(help: "Workflows to run.") var workflows: Int = 10_000
     @Option(help: "Folder for the report and chart.") var output: String = ".run/demo"
     @OptionGroup var logging: LoggingOptions
 

@@ -33,6 +33,17 @@ extension Integration {
                     && percentiles.p99Ms <= percentiles.maxMs)
             #expect(report.throughput.steps == 600)
             #expect(report.makespan.idealMs != nil && (report.makespan.ratio ?? 0) >= 1)
+            // The exact ideal uses the run's own draws (workers identify each call); with more slots than
+            // workflows it is each workflow's own chain, which no run can beat.
+            let exact = try #require(report.exactIdeal)
+            #expect(exact.makespanRatio >= 1, "\(exact)")
+            #expect(exact.decileRatios.allSatisfy { ($0 ?? 0) >= 1 }, "\(exact.decileRatios)")
+            #expect(exact.makespanMs >= report.makespan.criticalPathMs * 0.5)
+            // The mock runs as its own process: the CPU of each is measured apart.
+            let cpu = try #require(report.cpu)
+            #expect(cpu.workerMicrosecondsPerStep > 0)
+            #expect((cpu.mockMicrosecondsPerStep ?? 0) > 0)
+            #expect(run.output.contains("CPU per step"))
             for file in ["report.txt", "chart.svg"] {
                 #expect(FileManager.default.fileExists(atPath: output.appendingPathComponent(file).path))
             }

@@ -72,6 +72,23 @@ public struct BenchExactIdeal: Codable, Sendable, Equatable {
     public var method: String
 }
 
+/// Where the CPU went over the run (user + system from `/proc`, from the first submission to the last
+/// completion), per step: the worker processes and the mock LLM apart.
+public struct BenchCPU: Codable, Sendable, Equatable {
+    public var workerSeconds: Double
+    public var mockSeconds: Double?
+    public var workerMicrosecondsPerStep: Double
+    public var mockMicrosecondsPerStep: Double?
+
+    public init(workerSeconds: Double, mockSeconds: Double?, steps: Int) {
+        self.workerSeconds = workerSeconds
+        self.mockSeconds = mockSeconds
+        let perStep = { (seconds: Double) in steps > 0 ? seconds * 1e6 / Double(steps) : 0 }
+        workerMicrosecondsPerStep = perStep(workerSeconds)
+        mockMicrosecondsPerStep = mockSeconds.map(perStep)
+    }
+}
+
 /// One dot of the chart: a completed workflow's creation index and completion time.
 public struct BenchChartPoint: Codable, Sendable, Equatable {
     public var index: Int
@@ -98,6 +115,8 @@ public struct BenchReport: Codable, Sendable, Equatable {
     public var makespan: BenchMakespan
     /// Present when the run's step latencies are known (the bench's own mock, `llm-chain`).
     public var exactIdeal: BenchExactIdeal?
+    /// Set by the runner, which sampled the processes.
+    public var cpu: BenchCPU?
     public var workerPeakRSSBytes: Int?
     /// At most `maxChartPoints` completed workflows, evenly spread over creation order.
     public var chartPoints: [BenchChartPoint]

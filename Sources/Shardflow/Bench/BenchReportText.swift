@@ -88,6 +88,10 @@ extension BenchReport {
         } else {
             lines.append("makespan: measured \(BenchFormat.duration(ms: makespan.measuredMs)) (no ideal: steps have no modelled latency)")
         }
+        if let cpu {
+            lines.append(String(format: "CPU per step (user + sys over the run): worker %.0f µs (%.1f s)", cpu.workerMicrosecondsPerStep, cpu.workerSeconds)
+                         + (cpu.mockMicrosecondsPerStep.map { String(format: ", mock LLM %.0f µs (%.1f s)", $0, cpu.mockSeconds ?? 0) } ?? ""))
+        }
         lines.append("worker peak RSS: " + (workerPeakRSSBytes.map(BenchFormat.mebibytes) ?? "not measured"))
         return lines.joined(separator: "\n") + "\n"
     }

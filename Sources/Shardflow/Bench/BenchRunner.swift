@@ -41,7 +41,7 @@ public struct BenchOptions: Sendable {
     }
 }
 
-/// Runs a benchmark end to end: a broker (local Tansu unless given), the mock LLM (in this process unless
+/// Runs a benchmark end to end: a broker (local Tansu unless given), the mock LLM (its own process unless
 /// given), worker processes, N workflows submitted in creation order, every completion collected from the
 /// completions topic (deduplicated), the invariant audit of the stores, and the report.
 public struct BenchRunner: Sendable {
@@ -76,22 +76,37 @@ public struct BenchRunner: Sendable {
         try await TopicSetup.createAll(admin: try KafkaAdmin(configuration: kafka), topics: topics,
                                        partitions: options.shards)
 
-        // Mock LLM.
-        var mock: MockLLMServer?
+        // Mock LLM: its own process, as the remote API it stands for (its CPU is measured apart).
+        var mock: ChildProcess?
+        var mockPort: Int?
         var llmBaseURL = options.llmBaseURL
         // With its own mock the bench knows every draw (workers identify each call's step), so it can
         // compute the exact ideal schedule of the run.
         var draws: MockLLMDraws?
         if !options.noLLM && llmBaseURL == nil {
             let mockConfiguration = MockLLMConfiguration(
-                host: "127.0.0.1", port: 0, latencyMedian: options.latencyMedian, latencyP99: options.latencyP99,
-                errorRate: options.errorRate, overloadRate: options.overloadRate,
+                host: "127.0.0.1", port: try LocalBroker.freeLoopbackPort(), latencyMedian: options.latencyMedian,
+                latencyP99: options.latencyP99, errorRate: options.errorRate, overloadRate: options.overloadRate,
                 rateLimitRPM: options.rateLimitRPM)
             draws = mockConfiguration.draws
-            let server = try MockLLMServer(configuration: mockConfiguration, logger: logger)
-            let port = try await server.start()
-            mock = server
-            llmBaseURL = "http://127.0.0.1:\(port)"
+            let process = try ChildProcess(arguments: [
+                options.workerExecutable, "mock-llm", "--port", String(mockConfiguration.port),
+                "--latency-median", "\(Int(options.latencyMedian.seconds * 1000))ms",
+                "--latency-p99", "\(Int(options.latencyP99.seconds * 1000))ms",
+                "--error-rate", String(options.errorRate), "--overload-rate", String(options.overloadRate),
+                "--rate-limit-rpm", String(options.rateLimitRPM), "--seed", String(mockConfiguration.seed),
+                "--log-level", "warning",
+            ], outputPath: output.appendingPathComponent("mock-llm.log").path)
+            mock = process
+            mockPort = mockConfiguration.port
+            let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+            while await HealthProbe.get(port: mockConfiguration.port, path: "/healthz")?.status != 200 {
+                guard ContinuousClock.now < deadline, !process.hasExited else {
+                    throw BenchReportError("the mock LLM did not start (see \(output.appendingPathComponent("mock-llm.log").path))")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            llmBaseURL = "http://127.0.0.1:\(mockConfiguration.port)"
         }
 
         // Workers.
@@ -126,6 +141,8 @@ public struct BenchRunner: Sendable {
         let index = Dictionary(uniqueKeysWithValues: starts.enumerated().map { ($1.workflowId, $0) })
         let client = try WorkflowClient(configuration: kafka, topics: topics)
         let runStartedAt = Int64(Date().timeIntervalSince1970 * 1000)
+        let cpuAtStart = (workers: workers.compactMap { ProcessCPU.seconds(pid: $0.pid) }.reduce(0, +),
+                          mock: mock.flatMap { ProcessCPU.seconds(pid: $0.pid) })
         progress("submitting \(options.workflows) \(workflow) workflows to \(options.shards) shards")
         try await client.startAll(starts)
         await client.close()
@@ -134,6 +151,8 @@ public struct BenchRunner: Sendable {
         let collected = await collect(reader: reader, index: index, total: starts.count, progress: progress)
         let runEndedAt = Int64(Date().timeIntervalSince1970 * 1000)
         let peakRSS = workers.compactMap { ProcessPeakMemory.peakRSSBytes(pid: $0.pid) }.max()
+        let workerCPU = workers.compactMap { ProcessCPU.seconds(pid: $0.pid) }.reduce(0, +) - cpuAtStart.workers
+        let mockCPU = mock.flatMap { ProcessCPU.seconds(pid: $0.pid) }.map { $0 - (cpuAtStart.mock ?? 0) }
         await reader.close()
 
         // Stop the workers, then audit the stores they leave.
@@ -144,9 +163,12 @@ public struct BenchRunner: Sendable {
             stuck += try ShardInspector(directory: dataDirectory, shard: shard)
                 .audit(concurrencyBound: options.maxConcurrency).stuckWorkflows.count
         }
-        if let mock {
-            progress("mock LLM: " + mock.summary())
-            await mock.stop()
+        if let mock, let mockPort {
+            if let body = await HealthProbe.get(port: mockPort, path: "/stats")?.body,
+               let stats = try? JSONCoding.decode(MockLLMStats.self, from: body) {
+                progress("mock LLM: " + stats.summary())
+            }
+            await mock.terminate(timeout: .seconds(10))
         }
         await broker.stop()
 
@@ -171,7 +193,8 @@ public struct BenchRunner: Sendable {
             ideal = Self.idealCompletionMs(starts: starts, steps: options.steps, shards: options.shards,
                                            slotsPerShard: options.maxConcurrency, draws: draws)
         }
-        let report = try BenchReport(records: records, metadata: metadata, idealCompletionMs: ideal)
+        var report = try BenchReport(records: records, metadata: metadata, idealCompletionMs: ideal)
+        report.cpu = BenchCPU(workerSeconds: workerCPU, mockSeconds: mockCPU, steps: report.throughput.steps)
         let files = try report.write(to: output)
         return Outcome(report: report, files: files)
     }

@@ -68,8 +68,10 @@ public struct DevEnvironment: Sendable {
             mock = server
             let token = Self.newToken()
             let tokenFile = root.appendingPathComponent("console-token").path
-            FileManager.default.createFile(atPath: tokenFile, contents: Data((token + "\n").utf8),
-                                           attributes: [.posixPermissions: 0o600])
+            guard FileManager.default.createFile(atPath: tokenFile, contents: Data((token + "\n").utf8),
+                                                 attributes: [.posixPermissions: 0o600]) else {
+                throw DevError("cannot write the console's admin token to \(tokenFile)")
+            }
             var arguments = [options.workerExecutable, "worker", "--brokers", broker.bootstrapServers,
                              "--data-dir", data.path, "--http-port", String(options.httpPort),
                              "--llm-base-url", "http://127.0.0.1:\(mockPort)", "--drain-timeout", "10",
