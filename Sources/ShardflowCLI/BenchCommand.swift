@@ -16,6 +16,8 @@ struct BenchArguments: ParsableArguments {
     @Option(help: "Fraction of mock LLM requests answered 500.") var errorRate: Double = 0
     @Option(help: "Fraction of mock LLM requests answered 529.") var overloadRate: Double = 0
     @Option(help: "Mock LLM requests per minute before 429; 0: no limit.") var rateLimitRpm: Int = 0
+    @Option(help: "The workers' client-side limit of LLM requests per minute (shared by all shards of a worker; split between workers); 0: none.")
+    var llmRpm: Int = 0
     @Option(help: "Shards (partitions of the workflows topic).") var shards: Int = 100
     @Option(help: "Steps running at once per shard.") var maxConcurrency: Int = 50
     @Option(help: "Tasks per claim.") var claimLimit: Int = 50
@@ -42,6 +44,7 @@ struct BenchArguments: ParsableArguments {
         options.errorRate = errorRate
         options.overloadRate = overloadRate
         options.rateLimitRPM = rateLimitRpm
+        options.clientRequestsPerMinute = llmRpm
         options.shards = shards
         options.maxConcurrency = maxConcurrency
         options.claimLimit = claimLimit

@@ -18,13 +18,17 @@ struct MockLLMCommand: AsyncParsableCommand {
     @Option(help: "Fraction of requests answered 500.") var errorRate: Double = 0
     @Option(help: "Fraction of requests answered 529 (overloaded).") var overloadRate: Double = 0
     @Option(help: "Requests per minute before 429 with retry-after; 0 means no limit.") var rateLimitRpm: Int = 0
+    @Option(help: "Input tokens per minute (4 bytes a token) before 429; 0 means no limit.") var rateLimitInputTpm: Int = 0
+    @Option(help: "Output tokens per minute (counted at max_tokens) before 429; 0 means no limit.") var rateLimitOutputTpm: Int = 0
     @Option(help: "Seed of the latency and failure draws.") var seed: UInt64 = 42
 
     func run() async throws {
         let logger = try logging.bootstrap(label: "shardflow.mock-llm")
-        let configuration = MockLLMConfiguration(
+        var configuration = MockLLMConfiguration(
             host: host, port: port, latencyMedian: latencyMedian, latencyP99: latencyP99, errorRate: errorRate,
             overloadRate: overloadRate, rateLimitRPM: rateLimitRpm, seed: seed)
+        configuration.rateLimitInputTPM = max(0, rateLimitInputTpm)
+        configuration.rateLimitOutputTPM = max(0, rateLimitOutputTpm)
         do {
             try configuration.validate()
         } catch {

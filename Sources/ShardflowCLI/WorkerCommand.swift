@@ -99,6 +99,10 @@ struct LLMOptions: ParsableArguments {
     @Option(help: "HTTP retries inside one LLM step attempt (429, 529, 5xx, timeouts).") var llmRetries: Int = 4
     @Option(help: "HTTP connections to the Messages API: the LLM calls that can run at once across all shards.")
     var llmConnections: Int = 5_000
+    @Option(help: "This worker's share of the organisation's LLM requests per minute (per model; all shards together); 0: no client-side limit.")
+    var llmRpm: Int = 0
+    @Option(help: "This worker's share of input tokens per minute (per model); 0: no limit.") var llmInputTpm: Int = 0
+    @Option(help: "This worker's share of output tokens per minute (per model, counted at max_tokens); 0: no limit.") var llmOutputTpm: Int = 0
     @Flag(help: "Send the shardflow-step header (workflowId/step/attempt/try) with each LLM call, for a mock that draws from it (the benchmark does).")
     var llmStepIdentity = false
 
@@ -109,6 +113,9 @@ struct LLMOptions: ParsableArguments {
         configuration.maxRetries = llmRetries
         configuration.maxConcurrentConnections = llmConnections
         configuration.sendsStepIdentity = llmStepIdentity
+        guard llmRpm >= 0, llmInputTpm >= 0, llmOutputTpm >= 0 else { throw ValidationError("--llm-rpm, --llm-input-tpm and --llm-output-tpm must not be negative") }
+        configuration.rateLimits = LLMRateLimits(requestsPerMinute: llmRpm, inputTokensPerMinute: llmInputTpm,
+                                                 outputTokensPerMinute: llmOutputTpm)
         return try AnthropicClient(configuration: configuration, logger: logger)
     }
 }

@@ -24,6 +24,8 @@ public final class AnthropicClient: LLMCompleting {
     private let messagesURL: String
     private let backoff: RetryBackoff
     private let logger: Logger
+    /// Shared by every call of this client, so by all the shards of a worker; nil when unlimited.
+    public let rateLimiter: LLMRateLimiter?
 
     /// - Parameter httpClient: a shared client to use (the caller shuts it down); when nil the
     ///   client creates its own, holding `maxConcurrentConnections` connections per host in pools of
@@ -41,6 +43,7 @@ public final class AnthropicClient: LLMCompleting {
             maxRetryAfter: configuration.maxRetryAfter
         )
         self.logger = logger
+        self.rateLimiter = configuration.rateLimits.isUnlimited ? nil : LLMRateLimiter(limits: configuration.rateLimits)
         if let httpClient {
             self.httpClients = [httpClient]
             self.ownsHTTPClient = false
@@ -85,11 +88,16 @@ public final class AnthropicClient: LLMCompleting {
             throw LLMError(kind: .invalidRequest, message: "cannot encode request: \(error)", attempts: 0)
         }
         var attempt = 0
+        let estimatedInput = LLMRateLimits.estimatedInputTokens(request)
         while true {
             attempt += 1
+            // Each HTTP attempt waits for its turn under the rate limits (holding no connection meanwhile).
+            try await rateLimiter?.acquire(model: request.model, inputTokens: estimatedInput, outputTokens: request.maxTokens)
             let failure: LLMError
-            switch await send(body: body, attempt: attempt) {
+            switch await send(body: body, attempt: attempt, model: request.model) {
             case .success(let completion):
+                rateLimiter?.settle(model: request.model, reservedOutputTokens: request.maxTokens,
+                                    usedOutputTokens: completion.outputTokens)
                 return completion
             case .failure(let error):
                 failure = error
@@ -113,7 +121,7 @@ public final class AnthropicClient: LLMCompleting {
     }
 
     /// One HTTP attempt; every failure comes back as a value so the loop can decide on a retry.
-    private func send(body: [UInt8], attempt: Int) async -> Result<LLMCompletion, LLMError> {
+    private func send(body: [UInt8], attempt: Int, model: String) async -> Result<LLMCompletion, LLMError> {
         var request = HTTPClientRequest(url: messagesURL)
         request.method = .POST
         request.headers.add(name: "content-type", value: "application/json")
@@ -138,6 +146,7 @@ public final class AnthropicClient: LLMCompleting {
         } catch {
             return .failure(transportError(error, attempt: attempt))
         }
+        rateLimiter?.observe(model: model, headers: LLMRateLimitHeaders.parse { headers.first(name: $0) })
 
         guard (200...299).contains(status) else {
             let retryAfter = headers.first(name: "retry-after").flatMap { RetryAfterHeader.parse($0) }

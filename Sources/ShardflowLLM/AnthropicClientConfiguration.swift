@@ -25,6 +25,9 @@ public struct AnthropicClientConfiguration: Sendable, CustomStringConvertible {
     /// Send the `shardflow-step` header (`LLMStepIdentity`) with each call made inside an `llm` step: for a
     /// mock or proxy that keys its behaviour on the step (the benchmark's exact ideal). Off by default.
     public var sendsStepIdentity = false
+    /// This client's share of the organisation's rate limits (per model and minute); calls wait for it
+    /// before they open a request (see `LLMRateLimiter`). Unlimited by default.
+    public var rateLimits = LLMRateLimits()
 
     public init(
         baseURL: String = AnthropicClientConfiguration.defaultBaseURL,

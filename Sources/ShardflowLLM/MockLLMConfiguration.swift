@@ -13,6 +13,10 @@ public struct MockLLMConfiguration: Sendable, Equatable {
     public var overloadRate: Double
     /// Requests per minute before answering 429 with `retry-after`; 0 means unlimited.
     public var rateLimitRPM: Int
+    /// Input and output tokens per minute (input estimated at 4 bytes a token, output counted at
+    /// `max_tokens`, as the API does when a request starts); 0 means unlimited.
+    public var rateLimitInputTPM: Int = 0
+    public var rateLimitOutputTPM: Int = 0
     /// Seeds the latency and error draws.
     public var seed: UInt64
     /// When set, requests without this `x-api-key` get 401 (the real API's behaviour).

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -168,10 +169,12 @@ public final class MockLLMServer: Sendable {
                 return Self.apiError(status: 401, "invalid x-api-key")
             }
             let identified = Self.header(LLMStepIdentity.headerName, in: request.headers).flatMap(LLMStepIdentity.parse)
-            let decision = behaviour.decide(identified: identified)
+            let decision = behaviour.decide(identified: identified, inputTokens: LLMRateLimits.estimatedInputTokens(messages),
+                                            maxTokens: messages.maxTokens)
             if decision.status == 429 {
                 behaviour.finish(status: 429, latencySeconds: nil)
-                return Self.apiError(status: 429, "rate limit exceeded", retryAfter: decision.retryAfter)
+                return Self.apiError(status: 429, "rate limit exceeded", retryAfter: decision.retryAfter,
+                                     extra: decision.rateLimitHeaders)
             }
             if decision.delaySeconds > 0 {
                 // A client that gives up cancels this handler; the answer is then simply not sent.
@@ -179,7 +182,7 @@ public final class MockLLMServer: Sendable {
             }
             guard decision.status == 200 else {
                 behaviour.finish(status: decision.status, latencySeconds: decision.delaySeconds)
-                return Self.apiError(status: decision.status, retryAfter: decision.retryAfter)
+                return Self.apiError(status: decision.status, retryAfter: decision.retryAfter, extra: decision.rateLimitHeaders)
             }
             let reply = MockLLMReplyText.reply(to: messages)
             let usage = LLMUsage(inputTokens: reply.inputTokens, outputTokens: reply.outputTokens)
@@ -188,7 +191,7 @@ public final class MockLLMServer: Sendable {
                 content: [LLMContentBlock(text: reply.text)], stopReason: reply.stopReason, usage: usage
             )
             behaviour.finish(status: 200, latencySeconds: decision.delaySeconds, usage: usage)
-            return Self.json(status: 200, response)
+            return Self.json(status: 200, response, extra: decision.rateLimitHeaders)
         }
         return router
     }
@@ -209,9 +212,11 @@ public final class MockLLMServer: Sendable {
         fields.first { $0.name.canonicalName == name }?.value
     }
 
-    private static func json(status: Int, _ value: some Encodable, retryAfter: String? = nil) -> Response {
+    private static func json(status: Int, _ value: some Encodable, retryAfter: String? = nil,
+                             extra: [String: String] = [:]) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfter { headers[.retryAfter] = retryAfter }
+        for (name, value) in extra { if let field = HTTPField.Name(name) { headers[field] = value } }
         let data = (try? JSONCoding.encodeBytes(value)) ?? Array("{}".utf8)
         return Response(
             status: HTTPResponse.Status(code: status), headers: headers,
@@ -220,7 +225,8 @@ public final class MockLLMServer: Sendable {
     }
 
     /// An error in the API's shape, with the error type the real API uses for that status.
-    private static func apiError(status: Int, _ message: String? = nil, retryAfter: String? = nil) -> Response {
+    private static func apiError(status: Int, _ message: String? = nil, retryAfter: String? = nil,
+                                 extra: [String: String] = [:]) -> Response {
         let (type, defaultMessage): (String, String) =
             switch status {
             case 400: ("invalid_request_error", "invalid request")
@@ -231,7 +237,8 @@ public final class MockLLMServer: Sendable {
             case 529: ("overloaded_error", "Overloaded")
             default: ("api_error", "Internal server error")
             }
-        return json(status: status, LLMErrorBody(errorType: type, message: message ?? defaultMessage), retryAfter: retryAfter)
+        return json(status: status, LLMErrorBody(errorType: type, message: message ?? defaultMessage), retryAfter: retryAfter,
+                    extra: extra)
     }
 }
 

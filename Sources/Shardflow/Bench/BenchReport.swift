@@ -1,4 +1,5 @@
 import Foundation
+import ShardflowLLM
 
 /// Completion-time percentiles, in milliseconds (nearest rank).
 public struct BenchPercentiles: Codable, Sendable, Equatable {
@@ -117,6 +118,8 @@ public struct BenchReport: Codable, Sendable, Equatable {
     public var exactIdeal: BenchExactIdeal?
     /// Set by the runner, which sampled the processes.
     public var cpu: BenchCPU?
+    /// What the bench's own mock served (requests by answer, 429s among them).
+    public var mockLLM: MockLLMStats?
     public var workerPeakRSSBytes: Int?
     /// At most `maxChartPoints` completed workflows, evenly spread over creation order.
     public var chartPoints: [BenchChartPoint]

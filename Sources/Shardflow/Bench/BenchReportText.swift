@@ -92,6 +92,11 @@ extension BenchReport {
             lines.append(String(format: "CPU per step (user + sys over the run): worker %.0f µs (%.1f s)", cpu.workerMicrosecondsPerStep, cpu.workerSeconds)
                          + (cpu.mockMicrosecondsPerStep.map { String(format: ", mock LLM %.0f µs (%.1f s)", $0, cpu.mockSeconds ?? 0) } ?? ""))
         }
+        if let mock = mockLLM {
+            let rate = mock.uptimeSeconds > 0 ? Double(mock.requests) / mock.uptimeSeconds * 60 : 0
+            lines.append("mock LLM: \(BenchFormat.count(mock.requests)) requests (\(String(format: "%.0f", rate)) per minute over its uptime), "
+                         + "\(BenchFormat.count(mock.rateLimited)) answered 429, \(BenchFormat.count(mock.serverErrors + mock.overloaded)) injected 500/529")
+        }
         lines.append("worker peak RSS: " + (workerPeakRSSBytes.map(BenchFormat.mebibytes) ?? "not measured"))
         return lines.joined(separator: "\n") + "\n"
     }

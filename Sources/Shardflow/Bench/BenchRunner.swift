@@ -19,6 +19,8 @@ public struct BenchOptions: Sendable {
     public var errorRate = 0.0
     public var overloadRate = 0.0
     public var rateLimitRPM = 0
+    /// The workers' client-side limiter, requests per minute in all (each worker gets its share); 0: none.
+    public var clientRequestsPerMinute = 0
     public var shards = 100
     public var maxConcurrency = 50
     public var claimLimit = 50
@@ -121,6 +123,9 @@ public struct BenchRunner: Sendable {
                              "--claim-limit", String(options.claimLimit)]
             if let llmBaseURL { arguments += ["--llm-base-url", llmBaseURL] }
             if draws != nil { arguments.append("--llm-step-identity") }
+            if options.clientRequestsPerMinute > 0 {
+                arguments += ["--llm-rpm", String(max(1, options.clientRequestsPerMinute / options.workerCount))]
+            }
             for (key, value) in properties { arguments += ["-X", "\(key)=\(value)"] }
             workers.append(try ChildProcess(arguments: arguments,
                                             outputPath: output.appendingPathComponent("worker-\(index).log").path))
@@ -163,10 +168,12 @@ public struct BenchRunner: Sendable {
             stuck += try ShardInspector(directory: dataDirectory, shard: shard)
                 .audit(concurrencyBound: options.maxConcurrency).stuckWorkflows.count
         }
+        var mockStats: MockLLMStats?
         if let mock, let mockPort {
             if let body = await HealthProbe.get(port: mockPort, path: "/stats")?.body,
                let stats = try? JSONCoding.decode(MockLLMStats.self, from: body) {
                 progress("mock LLM: " + stats.summary())
+                mockStats = stats
             }
             await mock.terminate(timeout: .seconds(10))
         }
@@ -195,6 +202,7 @@ public struct BenchRunner: Sendable {
         }
         var report = try BenchReport(records: records, metadata: metadata, idealCompletionMs: ideal)
         report.cpu = BenchCPU(workerSeconds: workerCPU, mockSeconds: mockCPU, steps: report.throughput.steps)
+        report.mockLLM = mockStats
         let files = try report.write(to: output)
         return Outcome(report: report, files: files)
     }

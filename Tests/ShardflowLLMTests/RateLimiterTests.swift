@@ -1,0 +1,88 @@
+import Foundation
+import ShardflowLLM
+import Synchronization
+import Testing
+
+@Suite("LLM rate limits")
+struct RateLimiterTests {
+    final class Arrivals: Sendable {
+        let order = Mutex<[Int]>([])
+    }
+
+    @Test("waiters go in arrival order, and no faster than the limit after the first second's burst")
+    func fifoAtTheLimit() async throws {
+        let limiter = LLMRateLimiter(limits: LLMRateLimits(requestsPerMinute: 1_200))  // 20/s, a burst of 20
+        let arrivals = Arrivals()
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for number in 0..<60 {
+                group.addTask {
+                    try await limiter.acquire(model: "m", inputTokens: 10, outputTokens: 10)
+                    arrivals.order.withLock { $0.append(number) }
+                }
+                // Each call arrives after the previous one has queued.
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = (ContinuousClock.now - started).inSeconds
+        #expect(arrivals.order.withLock { $0 } == Array(0..<60))
+        // 20 go at once, the other 40 at 20 per second: at least 2 s however fast the machine.
+        #expect(elapsed >= 1.9, "\(elapsed) s")
+    }
+
+    @Test("a model's limit does not hold back another model")
+    func modelsAreApart() async throws {
+        let limiter = LLMRateLimiter(limits: LLMRateLimits(requestsPerMinute: 60))  // 1/s, a burst of 1
+        try await limiter.acquire(model: "a", inputTokens: 1, outputTokens: 1)
+        let started = ContinuousClock.now
+        try await limiter.acquire(model: "b", inputTokens: 1, outputTokens: 1)
+        #expect((ContinuousClock.now - started).inSeconds < 0.5)
+    }
+
+    @Test("retry-after from the API stops the model's calls until then; a canceled waiter leaves the queue")
+    func followsTheAPI() async throws {
+        let limiter = LLMRateLimiter(limits: LLMRateLimits(requestsPerMinute: 6_000))
+        limiter.observe(model: "m", headers: LLMRateLimitHeaders(retryAfterSeconds: 1))
+        let started = ContinuousClock.now
+        try await limiter.acquire(model: "m", inputTokens: 1, outputTokens: 1)
+        #expect((ContinuousClock.now - started).inSeconds >= 0.9)
+        limiter.observe(model: "m", headers: LLMRateLimitHeaders(retryAfterSeconds: 30))
+        let waiting = Task { try await limiter.acquire(model: "m", inputTokens: 1, outputTokens: 1) }
+        try await Task.sleep(for: .milliseconds(100))
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        let parsed = LLMRateLimitHeaders.parse({ name in
+            ["anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": "2026-12-01T00:00:10Z",
+             "retry-after": "3"][name]
+        }, now: ISO8601DateFormatter().date(from: "2026-12-01T00:00:00Z")!)
+        #expect(parsed.requestsRemaining == 0)
+        #expect(parsed.requestsResetSeconds == 10)
+        #expect(parsed.retryAfterSeconds == 3)
+    }
+
+    @Test("against a mock that enforces 600 requests per minute: with the client limiter almost no 429s, without it many")
+    func limiterAvoids429s() async throws {
+        var mock = MockLLMConfiguration(port: 0, latencyMedian: .zero, latencyP99: .zero)
+        mock.rateLimitRPM = 600
+        func run(limited: Bool) async throws -> (rateLimited: Int, ok: Int) {
+            var client = AnthropicClientConfiguration(requestTimeout: .seconds(5), maxRetries: 10,
+                                                      initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(200))
+            if limited { client.rateLimits = LLMRateLimits(requestsPerMinute: 600) }
+            return try await withMockLLM(mock, client: client) { server, llm in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<30 { group.addTask { _ = try await llm.complete(sampleRequest) } }
+                    try await group.waitForAll()
+                }
+                let stats = server.stats()
+                return (stats.rateLimited, stats.ok)
+            }
+        }
+        let limited = try await run(limited: true)
+        let unlimited = try await run(limited: false)
+        #expect(limited.ok == 30 && unlimited.ok == 30)
+        #expect(limited.rateLimited <= 1, "\(limited.rateLimited) 429s with the limiter")
+        #expect(unlimited.rateLimited > 10, "\(unlimited.rateLimited) 429s without it")
+        print("30 calls at a 600/min limit: \(limited.rateLimited) 429s with the client limiter, \(unlimited.rateLimited) without")
+    }
+}
