@@ -92,7 +92,8 @@ public final class AnthropicClient: LLMCompleting {
         while true {
             attempt += 1
             // Each HTTP attempt waits for its turn under the rate limits (holding no connection meanwhile).
-            try await rateLimiter?.acquire(model: request.model, inputTokens: estimatedInput, outputTokens: request.maxTokens)
+            try await rateLimiter?.acquire(model: request.model, inputTokens: estimatedInput, outputTokens: request.maxTokens,
+                                           priority: LLMStepIdentity.current?.priority)
             let failure: LLMError
             switch await send(body: body, attempt: attempt, model: request.model) {
             case .success(let completion):

@@ -46,6 +46,7 @@ public final class LLMRateLimiter: Sendable {
 
     private struct Waiter {
         let id: UInt64
+        let priority: LLMCallPriority?
         let input: Double
         let output: Double
         let continuation: CheckedContinuation<Void, any Error>
@@ -111,13 +112,14 @@ public final class LLMRateLimiter: Sendable {
         bucket.outputTokens -= output
     }
 
-    /// Waits for the model's turn (FIFO), then counts the call against its buckets.
-    public func acquire(model: String, inputTokens: Int, outputTokens: Int) async throws {
+    /// Waits for the model's turn, then counts the call against its buckets. Waiters go by `priority` (the
+    /// workflow FIFO order: calls of steps claimed together reach the limiter in any order), then arrival.
+    public func acquire(model: String, inputTokens: Int, outputTokens: Int, priority: LLMCallPriority? = nil) async throws {
         guard !limits.isUnlimited else { return }
-        try await enqueue(model: model, input: Double(inputTokens), output: Double(outputTokens))
+        try await enqueue(model: model, input: Double(inputTokens), output: Double(outputTokens), priority: priority)
     }
 
-    private func enqueue(model: String, input: Double, output: Double) async throws {
+    private func enqueue(model: String, input: Double, output: Double, priority: LLMCallPriority?) async throws {
         let id: UInt64 = state.withLock { state in
             state.nextId += 1
             return state.nextId
@@ -135,7 +137,16 @@ public final class LLMRateLimiter: Sendable {
                         continuation.resume()
                         return false
                     }
-                    entry.waiters.append(Waiter(id: id, input: input, output: output, continuation: continuation))
+                    let waiter = Waiter(id: id, priority: priority, input: input, output: output, continuation: continuation)
+                    // Behind every waiter that goes first: a smaller priority, or none and earlier.
+                    let position = entry.waiters.lastIndex { other in
+                        switch (other.priority, priority) {
+                        case (let a?, let b?): return a <= b
+                        case (_?, nil), (nil, nil): return true
+                        case (nil, _?): return false
+                        }
+                    }.map { $0 + 1 } ?? 0
+                    entry.waiters.insert(waiter, at: position)
                     let start = !entry.pumping
                     entry.pumping = true
                     state.models[model] = entry

@@ -8,12 +8,18 @@ public struct LLMStepIdentity: Sendable, Equatable, Hashable {
     public var stepId: Int
     /// The step attempt, 1 for the first.
     public var attempt: Int
+    /// The workflow's createdAt: calls waiting for the rate limiter go in FIFO order of it (not sent).
+    public var workflowCreatedAt: Int64
 
-    public init(workflowId: String, stepId: Int, attempt: Int) {
+    public init(workflowId: String, stepId: Int, attempt: Int, workflowCreatedAt: Int64 = 0) {
         self.workflowId = workflowId
         self.stepId = stepId
         self.attempt = attempt
+        self.workflowCreatedAt = workflowCreatedAt
     }
+
+    /// The order calls wait in: earliest-created workflow first, then its id and step (I4's order).
+    public var priority: LLMCallPriority { LLMCallPriority(createdAt: workflowCreatedAt, workflowId: workflowId, stepId: stepId) }
 
     /// Set by the `llm` step around its call; read by `AnthropicClient`.
     @TaskLocal public static var current: LLMStepIdentity?
@@ -29,6 +35,24 @@ public struct LLMStepIdentity: Sendable, Equatable, Hashable {
               let step = Int(parts[1]), let attempt = Int(parts[2]), let httpTry = Int(parts[3]),
               step >= 0, attempt >= 1, httpTry >= 1 else { return nil }
         return (LLMStepIdentity(workflowId: String(parts[0]), stepId: step, attempt: attempt), httpTry)
+    }
+}
+
+/// Where a call waits for the rate limiter: by workflow createdAt, workflowId, stepId. Calls without one
+/// (made outside a step) go after all that have one, in arrival order.
+public struct LLMCallPriority: Sendable, Comparable, Hashable {
+    public var createdAt: Int64
+    public var workflowId: String
+    public var stepId: Int
+
+    public init(createdAt: Int64, workflowId: String, stepId: Int) {
+        self.createdAt = createdAt
+        self.workflowId = workflowId
+        self.stepId = stepId
+    }
+
+    public static func < (a: Self, b: Self) -> Bool {
+        (a.createdAt, a.workflowId, a.stepId) < (b.createdAt, b.workflowId, b.stepId)
     }
 }
 

@@ -31,6 +31,27 @@ struct RateLimiterTests {
         #expect(elapsed >= 1.9, "\(elapsed) s")
     }
 
+    @Test("calls that reach the limiter together go by their workflows' FIFO order, not by arrival")
+    func priorityOrder() async throws {
+        // 4/s: one call every 250 ms once the burst of 4 is spent, long after all 8 have arrived.
+        let limiter = LLMRateLimiter(limits: LLMRateLimits(requestsPerMinute: 240))
+        for _ in 0..<4 { try await limiter.acquire(model: "m", inputTokens: 1, outputTokens: 1) }  // empty the bucket
+        let arrivals = Arrivals()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Arriving latest-created first.
+            for number in (0..<8).reversed() {
+                group.addTask {
+                    try await limiter.acquire(model: "m", inputTokens: 1, outputTokens: 1,
+                                              priority: LLMCallPriority(createdAt: Int64(number), workflowId: "wf-\(number)", stepId: 1))
+                    arrivals.order.withLock { $0.append(number) }
+                }
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            try await group.waitForAll()
+        }
+        #expect(arrivals.order.withLock { $0 } == Array(0..<8))
+    }
+
     @Test("a model's limit does not hold back another model")
     func modelsAreApart() async throws {
         let limiter = LLMRateLimiter(limits: LLMRateLimits(requestsPerMinute: 60))  // 1/s, a burst of 1

@@ -196,7 +196,8 @@ public struct BenchRunner: Sendable {
             runStartedAt: runStartedAt, runEndedAt: runEndedAt, submitted: starts.count, stuck: stuck,
             workerPeakRSSBytes: peakRSS)
         var ideal: [Int: Double]?
-        if let draws, workflow == "llm-chain" {
+        // A rate-limited run has another floor (requests / limit): the schedule below knows no limit.
+        if let draws, workflow == "llm-chain", options.rateLimitRPM == 0 {
             ideal = Self.idealCompletionMs(starts: starts, steps: options.steps, shards: options.shards,
                                            slotsPerShard: options.maxConcurrency, draws: draws)
         }

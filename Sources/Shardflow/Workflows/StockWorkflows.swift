@@ -20,7 +20,8 @@ public enum StockWorkflows {
         }
         registry.registerStep("llm", input: LLMRequest.self, output: LLMCompletion.self, retry: llmStepRetry) { request, context in
             try await LLMStepIdentity.$current.withValue(
-                LLMStepIdentity(workflowId: context.workflowId, stepId: context.stepId, attempt: context.attempt)
+                LLMStepIdentity(workflowId: context.workflowId, stepId: context.stepId, attempt: context.attempt,
+                                workflowCreatedAt: context.workflowCreatedAt)
             ) { try await llm.complete(request) }
         }
 

@@ -11,6 +11,8 @@ extension Shard {
         let name: String
         let input: String
         let attempt: Int
+        /// The workflow's createdAt: the FIFO key (I4), for whatever orders the step's work further.
+        let createdAt: Int64
     }
 
     /// The shard's one work loop: record step results, replay, claim. One loop per shard keeps the
@@ -87,11 +89,12 @@ extension Shard {
         // planner on it (a task backing off is skipped by the row check).
         let now = clock.nowMilliseconds()
         let claimed = try db.rows("""
-            SELECT workflowId, stepId, name, input, attempt FROM tasks
+            SELECT workflowId, stepId, name, input, attempt, createdAt FROM tasks
             WHERE state = 'queued' AND +readyAt <= ?
             ORDER BY createdAt, workflowId, stepId LIMIT ?
             """, now, plan.limit) { row in
-            ClaimedTask(workflowId: row[0], stepId: row[1], name: row[2], input: row[3], attempt: (row[4] as Int) + 1)
+            ClaimedTask(workflowId: row[0], stepId: row[1], name: row[2], input: row[3], attempt: (row[4] as Int) + 1,
+                        createdAt: row[5])
         }
         guard !claimed.isEmpty else { return ([], false) }
         try db.run("""
@@ -140,7 +143,7 @@ extension Shard {
             let key = TaskKey(workflowId: task.workflowId, stepId: task.stepId)
             let definition = registry.steps[task.name]
             let context = StepContext(workflowId: task.workflowId, stepId: task.stepId, name: task.name,
-                                      attempt: task.attempt, shard: shard, logger: logger)
+                                      attempt: task.attempt, shard: shard, logger: logger, workflowCreatedAt: task.createdAt)
             // The step runs with its crash site set, so a trap in its code is recorded as its own.
             let site = crashSite(CrashSubject(kind: .step, workflowId: task.workflowId, stepId: task.stepId))
             started.append((key, Task {

@@ -11,6 +11,9 @@ public struct StepContext: Sendable {
     public let attempt: Int
     public let shard: Int
     public let logger: Logger
+    /// The workflow's createdAt (milliseconds): the FIFO key, for steps that queue for something shared
+    /// (an LLM rate limit) and should keep the earliest-created workflow first.
+    public var workflowCreatedAt: Int64 = 0
 }
 
 /// A registered step, type-erased to JSON text in and out so a queued task fully describes its work.
