@@ -190,6 +190,11 @@ public final class LLMRateLimiter: Sendable {
         }
     }
 
+    /// The calls waiting for a model, in the order they will go (their priorities; nil: made outside a step).
+    public func waiting(model: String) -> [LLMCallPriority?] {
+        state.withLock { $0.models[model]?.waiters.map(\.priority) ?? [] }
+    }
+
     /// Gives back output tokens reserved (`max_tokens`) but not used.
     public func settle(model: String, reservedOutputTokens: Int, usedOutputTokens: Int) {
         guard limits.outputTokensPerMinute > 0, reservedOutputTokens > usedOutputTokens else { return }
