@@ -164,8 +164,8 @@ public enum InboundDecoding {
             }
             var version: Int?
             if let raw = fields["version"], raw != .null {
-                guard let number = raw.int64Value, (1...Int64(WorkflowRegistry.maxVersion)).contains(number) else {
-                    throw InboundRejection("field version must be an integer from 1 to \(WorkflowRegistry.maxVersion)")
+                guard let number = raw.int64Value, (1...Int64(MessageLimits.maxWorkflowVersion)).contains(number) else {
+                    throw InboundRejection("field version must be an integer from 1 to \(MessageLimits.maxWorkflowVersion)")
                 }
                 version = Int(number)
             }

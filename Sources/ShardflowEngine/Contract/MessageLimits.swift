@@ -9,6 +9,8 @@ public enum MessageLimits {
     public static let maxOutboundBytes = (1 << 20) - 1024
     /// The producer's `message.max.bytes` (and the topic setting the docs ask for).
     public static let producerMessageMaxBytes = 1_048_588
+    /// A start's `version`: 1 to this.
+    public static let maxWorkflowVersion = 1_000_000
     /// `workflowId` and `commandId`: 1 to 200 bytes.
     public static let maxIdBytes = 200
     /// An event's `name`: 1 to 200 bytes.

@@ -59,7 +59,7 @@ public struct WorkflowRegistry: Sendable {
     public func workflow(_ name: String, version: Int) -> WorkflowDefinition? { versions[name]?[version] }
 
     /// The versions from `1...maxVersion` a start may name.
-    public static let maxVersion = 1_000_000
+    public static let maxVersion = MessageLimits.maxWorkflowVersion
 
     /// Registers a step. `retry` is this step's default policy (a call may override it).
     @discardableResult
