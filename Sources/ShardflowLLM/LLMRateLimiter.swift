@@ -29,8 +29,8 @@ public struct LLMRateLimits: Sendable, Equatable {
 /// tokens and its `max_tokens` of output. Waiters go in arrival order (the executor claims steps FIFO, so the
 /// earliest-created workflow's call goes first), and a waiting call holds no HTTP connection.
 ///
-/// The buckets refill continuously at the per-minute rate and hold at most one second of it (the burst the
-/// API's own token bucket allows without 429s). The limiter also follows the API: its
+/// The buckets refill continuously at the per-minute rate and hold at most half a second of it (the API's
+/// own token bucket allows about a second without 429s; the rest is margin for calls that arrive bunched). The limiter also follows the API: its
 /// `anthropic-ratelimit-*-remaining` headers lower what a bucket holds, and a 429's `retry-after` (or an
 /// exhausted limit's `-reset` time) stops the model's calls until then.
 public final class LLMRateLimiter: Sendable {
@@ -69,8 +69,10 @@ public final class LLMRateLimiter: Sendable {
         self.limits = limits
     }
 
+    /// Half a second of each limit: the API's own bucket holds about a second, and calls released together
+    /// can reach it bunched (connection set-up, a loaded host), so the client keeps a margin.
     private var capacity: (requests: Double, input: Double, output: Double) {
-        func second(_ perMinute: Int) -> Double { perMinute == 0 ? .infinity : max(1, Double(perMinute) / 60) }
+        func second(_ perMinute: Int) -> Double { perMinute == 0 ? .infinity : max(1, Double(perMinute) / 120) }
         return (second(limits.requestsPerMinute), second(limits.inputTokensPerMinute), second(limits.outputTokensPerMinute))
     }
 
