@@ -35,7 +35,7 @@ import Testing
         var configuration = ShardConfiguration()
         configure(&configuration)
         let shard = try await Shard.open(directory: directory.path, shard: 0, registry: registry, configuration: configuration)
-        shard.start()
+        try shard.start()
         return shard
     }
 

@@ -27,11 +27,11 @@ import Testing
         starts += (0..<3).map { factory.start("noop-\($0)", "noop", .object(["steps": .int(4)])) }
         starts.append(factory.start("fail-0", "failing", .string("boom")))
         _ = try await shard.ingest(starts)
-        shard.start()
+        try shard.start()
         let reader = OutboxReader(shard)
         try await reader.waitForCompletions(starts.count)
         #expect(try shard.audit().isHealthy)
-        let counters = shard.executions.counters
+        let counters = shard.replayer.cacheCounters
         await shard.close()
         var published: [String: Published] = [:]
         for (id, events) in reader.completions {
@@ -65,18 +65,18 @@ import Testing
                                          configuration: ShardConfiguration(executionCacheCapacity: 2))
         var factory = MessageFactory()
         _ = try await shard.ingest((0..<30).map { factory.start("ev-\($0)", "noop", .object(["steps": .int(4)])) })
-        shard.start()
+        try shard.start()
         let reader = OutboxReader(shard)
         try await reader.waitForCompletions(30)
-        let counters = shard.executions.counters
+        let counters = shard.replayer.cacheCounters
         #expect(counters.evictions > 0)
         #expect(counters.misses > 30)  // every start, plus the evicted ones
-        #expect(shard.executions.count <= 2)
+        #expect(shard.replayer.cachedExecutions <= 2)
         #expect(reader.completions.count == 30)
         #expect(reader.completions.values.allSatisfy { $0.count == 1 && $0[0].status == .succeeded && $0[0].steps == 4 })
         #expect(try shard.audit().isHealthy)
         await shard.close()
-        #expect(shard.executions.count == 0)
+        #expect(shard.replayer.cachedExecutions == 0)
     }
 
     @Test func aStopWithKeptBodiesLosesNothingAndTheReopenedShardReplays() async throws {
@@ -92,21 +92,21 @@ import Testing
 
         let first = try await Shard.open(directory: directory.path, shard: 0, registry: testRegistry())
         _ = try await first.ingest((0..<20).map { factory.start("kept-\($0)", "noop", .object(["steps": .int(6)])) })
-        first.start()
-        try await eventually { first.executions.count > 0 }
-        #expect(first.executions.count > 0)
+        try first.start()
+        try await eventually { first.replayer.cachedExecutions > 0 }
+        #expect(first.replayer.cachedExecutions > 0)
         let firstReader = OutboxReader(first)
         try firstReader.drain()
         await first.close(drainTimeout: .zero)
-        #expect(first.executions.count == 0)
+        #expect(first.replayer.cachedExecutions == 0)
         collect(firstReader)
 
         let second = try await Shard.open(directory: directory.path, shard: 0, registry: testRegistry())
-        second.start()
+        try second.start()
         let secondReader = OutboxReader(second)
         try await secondReader.waitForCompletions(20 - completions.count)
         collect(secondReader)
-        #expect(second.executions.counters.misses > 0)
+        #expect(second.replayer.cacheCounters.misses > 0)
         #expect(completions.count == 20)
         #expect(completions.values.allSatisfy { $0 == 1 })
         // No generation published twice or skipped: the kept bodies' progress was all in the journal.
@@ -132,8 +132,8 @@ import Testing
 
     func entry(_ execution: WorkflowExecution, _ id: String) -> ExecutionCache.Entry {
         ExecutionCache.Entry(execution: execution,
-                             workflow: Shard.WorkflowRow(id: id, name: "sequential", args: "1", createdAt: 0, startedAt: 0,
-                                                         status: "running", generation: 1, version: 1),
+                             workflow: WorkflowRow(id: id, name: "sequential", args: "1", createdAt: 0, startedAt: 0,
+                                                         status: .running, generation: 1, version: 1),
                              generation: 1)
     }
 

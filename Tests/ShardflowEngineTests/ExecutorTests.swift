@@ -44,7 +44,7 @@ final class Gate: Sendable {
         }
         let shard = try await Shard.open(directory: directory.path, shard: 0, registry: registry,
                                          configuration: ShardConfiguration(maxConcurrency: 5, claimLimit: 5))
-        shard.start()
+        try shard.start()
         var factory = MessageFactory()
         _ = try await shard.ingest((0..<8).map { factory.start("s-\($0)", "slow", .int(Int64($0))) })
         try await eventually { try shard.stats().runningTasks == 5 }
@@ -77,7 +77,7 @@ final class Gate: Sendable {
         defer { directory.cleanup() }
         let shard = try await Shard.open(directory: directory.path, shard: 0, registry: testRegistry(),
                                          configuration: ShardConfiguration(outboxHighWater: 5))
-        shard.start()
+        try shard.start()
         var factory = MessageFactory()
         _ = try await shard.ingest((0..<20).map { factory.start("o-\($0)", "noop", .object(["steps": .int(3)])) })
         // Nobody publishes: the shard settles with work queued and the outbox above the bound.

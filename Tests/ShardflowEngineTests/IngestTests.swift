@@ -62,7 +62,7 @@ import Testing
         #expect(redelivered.skipped == 2)
         #expect(redelivered.started == 0)
         #expect(try shard.nextOffsets().workflows == 2)
-        shard.start()
+        try shard.start()
         let reader = OutboxReader(shard)
         try await reader.waitForCompletions(1)
         try reader.drain()

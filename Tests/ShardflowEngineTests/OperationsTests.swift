@@ -9,7 +9,7 @@ import Testing
         defer { directory.cleanup() }
         let shard = try await Shard.open(directory: directory.path, shard: 0, registry: testRegistry())
         _ = try await shard.bumpEpoch()
-        shard.start()
+        try shard.start()
         var factory = MessageFactory()
         _ = try await shard.ingest((0..<500).map { factory.start("w-\($0)", "noop", .object(["steps": .int(2)])) })
         try await eventually { try shard.stats().queuedTasks == 500 }
@@ -32,7 +32,7 @@ import Testing
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let shard = try await Shard.open(directory: directory.path, shard: 0, registry: testRegistry())
-        shard.start()
+        try shard.start()
         let bumped = try await shard.bumpEpoch()
         #expect(bumped.epoch == 1)
         var factory = MessageFactory()
@@ -74,7 +74,7 @@ import Testing
         var factory = MessageFactory()
         _ = try await shard.ingest([factory.start("planted", "noop", .object(["steps": .int(1)])),
                                     factory.start("fine", "waiter", .int(0))])
-        _ = try shard.replayBatch()
+        _ = try shard.replayQueued()
         #expect(try shard.audit().isHealthy)
         let cleared = try await shard.clearTaskQueue()
         #expect(cleared.affected.tasks == 1)
@@ -115,9 +115,9 @@ import Testing
         _ = try await shard.ingest(createdAt.enumerated().map { index, time in
             factory.start("f-\(index)", "fifo", .string("f-\(index)"), createdAt: 1_000_000 + time)
         })
-        while try shard.replayBatch() > 0 {}
+        while try shard.replayQueued() > 0 {}
         #expect(try shard.stats().queuedTasks == 1000)
-        shard.start()
+        try shard.start()
         let reader = OutboxReader(shard)
         try await reader.waitForCompletions(1000, limit: .seconds(40))
         let expected = createdAt.enumerated().sorted { $0.element < $1.element }.map { "f-\($0.offset)" }
@@ -136,7 +136,7 @@ import Testing
             if round < 4 {
                 _ = try await shard.ingest((0..<50).map { factory.start("r\(round)-\($0)", "parallel", .int($0)) })
             }
-            shard.start()
+            try shard.start()
             // Stop at a different point each round: after a varying number of scheduler turns.
             for _ in 0..<(round * 3) { await Task.yield() }
             let reader = OutboxReader(shard)
@@ -148,7 +148,7 @@ import Testing
             await shard.close(drainTimeout: round % 2 == 0 ? .zero : .seconds(1))
         }
         let shard = try await Shard.open(directory: directory.path, shard: 0, registry: testRegistry())
-        shard.start()
+        try shard.start()
         let reader = OutboxReader(shard)
         try await reader.waitForCompletions(200 - completions.count)
         for (id, events) in reader.completions {

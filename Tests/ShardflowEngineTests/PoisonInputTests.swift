@@ -89,7 +89,7 @@ import Testing
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let shard = try await open(directory)
-        shard.start()
+        try shard.start()
         var factory = MessageFactory()
         _ = try await shard.ingest([factory.start("done", "noop", .object(["steps": .int(0)]))])
         let reader = OutboxReader(shard)
@@ -188,7 +188,7 @@ import Testing
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let shard = try await open(directory)
-        shard.start()
+        try shard.start()
         var factory = MessageFactory()
         _ = try await shard.ingest([factory.start("huge", "big-result", .int(2_000_000)),
                                     factory.start("fine", "big-result", .int(1000)),
@@ -218,7 +218,7 @@ import Testing
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let shard = try await open(directory)
-        shard.start()
+        try shard.start()
         var factory = MessageFactory()
         _ = try await shard.ingest([factory.start("refused-1", "refused", .int(1))])
         let reader = OutboxReader(shard)
@@ -235,7 +235,7 @@ import Testing
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let shard = try await open(directory)
-        shard.start()
+        try shard.start()
         var factory = MessageFactory()
         _ = try await shard.ingest([factory.start("r-1", "noop", .object(["steps": .int(0)]))])
         try await eventually { try shard.pendingOutbox().contains { $0.topic == .completions } }
@@ -280,7 +280,7 @@ import Testing
         _ = try await shard.ingest([factory.start("victim", "noop", .object(["steps": .int(2)])),
                                     factory.start("bystander", "noop", .object(["steps": .int(0)]))])
         await shard.close()
-        let crashFile = directory.path + "/" + Shard.crashFileName(shard: 0)
+        let crashFile = directory.path + "/" + ShardFiles.crashFileName(shard: 0)
         for death in 1...2 {
             try Data("signal=4\nbody\tvictim\t-\n".utf8).write(to: URL(fileURLWithPath: crashFile))
             shard = try await open(directory)
@@ -292,7 +292,7 @@ import Testing
             await shard.close()
         }
         shard = try await open(directory)
-        shard.start()
+        try shard.start()
         let reader = OutboxReader(shard)
         try await reader.waitForCompletions(2)
         let victim = try #require(reader.completions["victim"]?.first)

@@ -1,3 +1,4 @@
+import GRDB
 import Foundation
 import ShardflowJSON
 import Testing
@@ -12,7 +13,7 @@ import Testing
         configuration.retentionSweepInterval = .seconds(3600)  // the test sweeps by hand
         let shard = try await Shard.open(directory: directory.path, shard: 0, registry: testRegistry(),
                                          configuration: configuration, clock: clock)
-        shard.start()
+        try shard.start()
         var factory = MessageFactory()
         let early = EventMessage(workflowId: "ghost", name: "approval", value: .null)
         _ = try await shard.ingest((0..<3).map { factory.start("done-\($0)", "noop", .object(["steps": .int(2)])) }
@@ -22,7 +23,8 @@ import Testing
         try await reader.waitForCompletions(3)
         try await eventually { try shard.stats().eventWaits == 1 }
         func count(_ table: String) throws -> Int64 {
-            try shard.read { db in try db.int("SELECT COUNT(*) FROM \(table)") ?? 0 }
+            // GRDB's own API: engine statements are static, and the table name varies here.
+            try shard.store.read { connection in try Int64.fetchOne(connection.db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
         }
         #expect(try count("control_commands") == 1)
         #expect(try count("events") == 1)
@@ -59,7 +61,7 @@ import Testing
         let clock = ManualEngineClock()
         let shard = try await Shard.open(directory: directory.path, shard: 0, registry: testRegistry(),
                                          configuration: ShardConfiguration(retention: nil), clock: clock)
-        shard.start()
+        try shard.start()
         var factory = MessageFactory()
         _ = try await shard.ingest([factory.start("kept", "noop", .object(["steps": .int(1)]))])
         try await OutboxReader(shard).waitForCompletions(1)

@@ -8,7 +8,7 @@ import Testing
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let shard = try await Shard.open(directory: directory.path, shard: 0, registry: registry, clock: clock)
-        shard.start()
+        try shard.start()
         var factory = MessageFactory()
         let reader = OutboxReader(shard)
         try await body(shard, reader, &factory)
@@ -138,7 +138,7 @@ import Testing
         }
         var factory = MessageFactory()
         let first = try await Shard.open(directory: directory.path, shard: 0, registry: before)
-        first.start()
+        try first.start()
         _ = try await first.ingest([factory.start("evo", "evolving", .int(1))])
         try await eventually { try first.stats().eventWaits == 1 }
         #expect(try first.stats().eventWaits == 1)
@@ -148,7 +148,7 @@ import Testing
         var failing = ShardConfiguration()
         failing.onNondeterminism = .fail
         let second = try await Shard.open(directory: directory.path, shard: 0, registry: after, configuration: failing)
-        second.start()
+        try second.start()
         _ = try await second.deliverEvent(workflowId: "evo", name: "go", value: .null)
         let reader = OutboxReader(second)
         try await reader.waitForCompletions(1)
@@ -179,7 +179,7 @@ import Testing
         }
         var factory = MessageFactory()
         let first = try await Shard.open(directory: directory.path, shard: 0, registry: before, clock: clock)
-        first.start()
+        try first.start()
         _ = try await first.ingest([factory.start("sleepy", "sleeper", .int(1))])
         try await eventually { try first.stats().timers == 2 }
         await first.close()
@@ -188,7 +188,7 @@ import Testing
         var failing = ShardConfiguration()
         failing.onNondeterminism = .fail
         let second = try await Shard.open(directory: directory.path, shard: 0, registry: after, configuration: failing, clock: clock)
-        second.start()
+        try second.start()
         let reader = OutboxReader(second)
         clock.advance(by: .seconds(10))
         try await reader.waitForCompletions(1)

@@ -16,6 +16,8 @@ public struct EngineBenchmark: Sendable {
         public var p50: Duration?
         public var p99: Duration?
         public var ingestElapsed: Duration
+        /// SQL statements the shards' writers ran over the whole benchmark (ingest included), per step.
+        public var statementsPerStep: Double
 
         public var description: String {
             func ms(_ duration: Duration?) -> String {
@@ -28,6 +30,7 @@ public struct EngineBenchmark: Sendable {
                   run:           \(ms(elapsed))
                   throughput:    \(String(format: "%.0f", stepsPerSecond)) steps/s
                   result -> next step queued: p50 \(ms(p50)), p99 \(ms(p99))
+                  statements:    \(String(format: "%.2f", statementsPerStep)) per step (ingest and completion included)
                 """
         }
     }
@@ -68,7 +71,7 @@ public struct EngineBenchmark: Sendable {
         for index in 0..<shards {
             let shard = try await Shard.open(directory: directory, shard: index, registry: registry,
                                              configuration: configuration, logger: logger)
-            shard.runtime.withLock { $0.latencySink = latency }
+            shard.recordSchedulingLatency(into: latency)
             opened.append(shard)
         }
         let ingestStart = ContinuousClock.now
@@ -91,7 +94,7 @@ public struct EngineBenchmark: Sendable {
         let ingestElapsed = ContinuousClock.now - ingestStart
 
         let started = ContinuousClock.now
-        for shard in opened { shard.start() }
+        for shard in opened { try shard.start() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (index, shard) in opened.enumerated() {
                 let expected = batches[index].count
@@ -108,10 +111,12 @@ public struct EngineBenchmark: Sendable {
             try await group.waitForAll()
         }
         let elapsed = ContinuousClock.now - started
+        let statements = opened.reduce(0) { $0 + $1.statementsExecuted }
         for shard in opened { await shard.close(drainTimeout: .seconds(5)) }
         let steps = Double(workflows * stepsPerWorkflow)
         return Report(shards: shards, workflows: workflows, stepsPerWorkflow: stepsPerWorkflow, elapsed: elapsed,
                       stepsPerSecond: steps / (Double(elapsed.nanoseconds) / 1e9),
-                      p50: latency.percentile(0.5), p99: latency.percentile(0.99), ingestElapsed: ingestElapsed)
+                      p50: latency.percentile(0.5), p99: latency.percentile(0.99), ingestElapsed: ingestElapsed,
+                      statementsPerStep: Double(statements) / steps)
     }
 }

@@ -55,7 +55,7 @@ public struct CompletionEvent: Sendable, Equatable, Decodable {
 }
 
 /// What triggered a replay.
-public enum ReplayTrigger: String, Sendable, Codable {
+public enum ReplayTrigger: String, Sendable, Codable, CaseIterable {
     /// `unpark`: a parked workflow tried again when its shard was opened (by a worker that may now run it).
     case start, step, event, timer, cancel, `operator`, unpark
 }

@@ -6,6 +6,8 @@ import GRDB
 public struct ShardInspector: Sendable {
     public let shard: Int
     private let database: DatabaseQueue
+    /// Statements of the inspector's own connection (used only inside its queue's closures).
+    private let statements = UnsafeTransfer(StatementCache())
 
     public init(directory: String, shard: Int) throws {
         let path = URL(fileURLWithPath: directory).appendingPathComponent(Shard.storeFileName(shard: shard)).path
@@ -26,18 +28,22 @@ public struct ShardInspector: Sendable {
     }
 
     public func stats() throws -> ShardStats {
-        try database.read { db in try StoreQueries.stats(db, shard: shard, executorState: nil) }
+        try read { db in try StoreQueries.stats(db, shard: shard, executorState: nil) }
     }
 
     /// - Parameter outboxAgeLimit: an outbox row older than this is reported (its messages are not getting out).
     public func audit(concurrencyBound: Int = 50, outboxAgeLimit: Duration = .seconds(300)) throws -> AuditReport {
         let now = SystemEngineClock().nowMilliseconds()
-        return try database.read { db in
+        return try read { db in
             try StoreQueries.audit(db, shard: shard, concurrencyBound: concurrencyBound, outboxAgeLimit: outboxAgeLimit, now: now)
         }
     }
 
     public func workflow(_ workflowId: String) throws -> WorkflowDetail? {
-        try database.read { db in try StoreQueries.workflowDetail(db, workflowId: workflowId) }
+        try read { db in try StoreQueries.workflowDetail(db, workflowId: workflowId) }
+    }
+
+    private func read<T>(_ body: (StoreConnection) throws -> T) throws -> T {
+        try database.read { db in try body(StoreConnection(db: db, cache: statements.value)) }
     }
 }

@@ -3,27 +3,21 @@ import GRDB
 /// Quarantine: a workflow whose code keeps killing the process is failed instead of run again, so one
 /// trapping body or step cannot crash-loop every worker its shard moves to.
 extension Shard {
-    /// The crash site for code about to run, when crash attribution is on.
-    func crashSite(_ subject: CrashSubject) -> CrashSite? {
-        configuration.crashAttribution ? crashFile.site(subject) : nil
-    }
-
     /// Applies the crash guard's record of the last owner's death (read when the store opened): one more
     /// death for the workflow that was running, and quarantine once it reaches the configured count.
     func recordCrash(_ record: CrashRecord) throws {
-        var effects = Effects()
         let subject = record.subject
-        let outcome: (crashes: Int, quarantined: Bool)? = try write { db in
-            try db.run("UPDATE workflows SET crashes = crashes + 1 WHERE id = ? AND status = 'running'", subject.workflowId)
-            guard db.changesCount > 0, let workflow = try loadWorkflow(db, subject.workflowId) else { return nil }
-            let crashes = Int(try db.int("SELECT crashes FROM workflows WHERE id = ?", subject.workflowId) ?? 1)
+        let outcome: (crashes: Int, quarantined: Bool)? = try transaction { tx in
+            try tx.run("UPDATE workflows SET crashes = crashes + 1 WHERE id = ? AND status = 'running'", subject.workflowId)
+            guard tx.changes > 0, let workflow = try tx.loadWorkflow(subject.workflowId) else { return nil }
+            let crashes = Int(try tx.int("SELECT crashes FROM workflows WHERE id = ?", subject.workflowId) ?? 1)
             metrics.workflowCrashes.increment()
             guard crashes >= configuration.quarantineAfterCrashes else { return (crashes, false) }
-            let now = clock.nowMilliseconds()
+            let now = tx.now
             var stepName: String?
             let place: String
             if let stepId = subject.stepId {
-                stepName = try db.row("SELECT name FROM journal WHERE workflowId = ? AND seq = ?", subject.workflowId, stepId,
+                stepName = try tx.row("SELECT name FROM journal WHERE workflowId = ? AND seq = ?", subject.workflowId, stepId,
                                       as: { $0[0] as String })
                 place = "step \(stepId) (\(stepName ?? "unknown"))"
             } else {
@@ -32,16 +26,14 @@ extension Shard {
             let message = "quarantined: its \(place) stopped the worker \(crashes) times (last by \(record.signalName)); "
                 + "the workflow is failed so that its shard can go on"
             if let stepId = subject.stepId {
-                try db.run("UPDATE journal SET status = 'failed', error = ?, completedAt = ? WHERE workflowId = ? AND seq = ? AND status = 'pending'",
+                try tx.run("UPDATE journal SET status = 'failed', error = ?, completedAt = ? WHERE workflowId = ? AND seq = ? AND status = 'pending'",
                            message, now, subject.workflowId, stepId)
             }
-            try completeWorkflow(db, workflow: workflow, status: .failed, result: nil,
-                                 error: WorkflowErrorInfo(message: message, step: stepName), now: now, effects: &effects)
-            try db.run("UPDATE workflows SET quarantined = 1 WHERE id = ?", subject.workflowId)
+            try tx.completeWorkflow(workflow, status: .failed, result: nil, error: WorkflowErrorInfo(message: message, step: stepName))
+            try tx.run("UPDATE workflows SET quarantined = 1 WHERE id = ?", subject.workflowId)
             metrics.workflowsQuarantined.increment()
             return (crashes, true)
         }
-        signal(effects)
         guard let outcome else {
             logger.warning("the last owner died (\(record.signalName)) in the code of workflow \(subject.workflowId), which is no longer running")
             return

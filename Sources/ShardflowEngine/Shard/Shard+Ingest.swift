@@ -11,56 +11,53 @@ extension Shard {
     /// `commandId` string) are dead-lettered, since a result could not be keyed.
     public func ingest(_ messages: [InboundMessage]) async throws -> IngestSummary {
         guard !messages.isEmpty else { return IngestSummary() }
-        var effects = Effects()
         var summary = IngestSummary()
-        try write { db in
+        try transaction { tx in
             var next: [InboundMessage.Stream: Int64] = [:]
             for stream in [InboundMessage.Stream.workflows, .control] {
-                if let offset = try StoreQueries.nextOffset(db, stream) { next[stream] = offset }
+                if let offset = try StoreQueries.nextOffset(tx.connection, stream) { next[stream] = offset }
             }
-            let now = clock.nowMilliseconds()
             for message in messages {
                 if let stored = next[message.stream], message.offset < stored {
                     summary.skipped += 1
                     continue
                 }
                 switch message.stream {
-                case .workflows: try applyWorkflowMessage(db, message, now: now, summary: &summary, effects: &effects)
-                case .control: try applyControlMessage(db, message, now: now, summary: &summary, effects: &effects)
+                case .workflows: try applyWorkflowMessage(tx, message, summary: &summary)
+                case .control: try applyControlMessage(tx, message, summary: &summary)
                 }
                 next[message.stream] = message.offset + 1
             }
             for (stream, offset) in next {
-                try db.run("INSERT OR REPLACE INTO consumed_offsets (stream, nextOffset) VALUES (?, ?)", stream.rawValue, offset)
+                try tx.run("INSERT OR REPLACE INTO consumed_offsets (stream, nextOffset) VALUES (?, ?)", stream, offset)
             }
         }
-        afterOperation(effects)
+        signals.lookAgain()
         return summary
     }
 
-    private func deadLetter(_ db: Database, _ message: InboundMessage, reason: String, now: Int64,
-                            summary: inout IngestSummary, effects: inout Effects) throws {
+    private func deadLetter(_ tx: ShardTransaction, _ message: InboundMessage, reason: String,
+                            summary: inout IngestSummary) throws {
         let letter = BoundedOutput.deadLetter(sourceTopic: message.topic, partition: message.partition,
                                               offset: message.offset, key: message.key, value: message.value,
-                                              error: reason, at: now)
-        try appendOutbox(db, topic: .deadLetters, key: letter.key, value: letter.value, effects: &effects)
+                                              error: reason, at: tx.now)
+        try tx.appendOutbox(topic: .deadLetters, key: letter.key, value: letter.value)
         summary.deadLetters += 1
         metrics.deadLetters.increment()
         logger.debug("dead letter at offset \(message.offset): \(reason)")
     }
 
-    private func applyWorkflowMessage(_ db: Database, _ message: InboundMessage, now: Int64,
-                                      summary: inout IngestSummary, effects: inout Effects) throws {
+    private func applyWorkflowMessage(_ tx: ShardTransaction, _ message: InboundMessage, summary: inout IngestSummary) throws {
         let decoded: WorkflowMessage
         do {
             decoded = try InboundDecoding.workflowMessage(message.value, maxBytes: configuration.maxMessageBytes)
         } catch {
-            try deadLetter(db, message, reason: error.description, now: now, summary: &summary, effects: &effects)
+            try deadLetter(tx, message, reason: error.description, summary: &summary)
             return
         }
         if let misrouted = routingProblem(decoded.workflowId, message) {
             metrics.misroutedMessages.increment()
-            try deadLetter(db, message, reason: misrouted, now: now, summary: &summary, effects: &effects)
+            try deadLetter(tx, message, reason: misrouted, summary: &summary)
             return
         }
         switch decoded {
@@ -68,30 +65,28 @@ extension Shard {
             // An unknown name is most likely a mistake of the producer: it is answered at once. An unknown
             // version of a known workflow is a deploy in progress: the start is kept and parked until a
             // worker that has the version owns the shard.
-            guard let newest = registry.newestVersion(of: start.workflow) else {
-                try deadLetter(db, message, reason: "unknown workflow \"\(start.workflow.prefix(utf8Bytes: 200))\"", now: now,
-                               summary: &summary, effects: &effects)
+            guard let newest = replayer.registry.newestVersion(of: start.workflow) else {
+                try deadLetter(tx, message, reason: "unknown workflow \"\(start.workflow.prefix(utf8Bytes: 200))\"", summary: &summary)
                 return
             }
             let version = start.version ?? newest
             let args = start.args.jsonString()
-            if let definition = registry.workflow(start.workflow, version: version) {
+            if let definition = replayer.registry.workflow(start.workflow, version: version) {
                 do {
                     try definition.validateArgs(args)
                 } catch {
-                    let named = (registry.versions[start.workflow]?.count ?? 0) > 1 ? "\(start.workflow) version \(version)" : start.workflow
-                    try deadLetter(db, message, reason: "args do not match workflow \(named): \(error)",
-                                   now: now, summary: &summary, effects: &effects)
+                    let named = (replayer.registry.versions[start.workflow]?.count ?? 0) > 1 ? "\(start.workflow) version \(version)" : start.workflow
+                    try deadLetter(tx, message, reason: "args do not match workflow \(named): \(error)", summary: &summary)
                     return
                 }
             }
             // I2: a workflowId the shard knows already changes nothing.
-            try db.run("""
+            try tx.run("""
                 INSERT OR IGNORE INTO workflows (id, name, args, createdAt, startedAt, status, version)
                 VALUES (?, ?, ?, ?, ?, 'running', ?)
-                """, start.workflowId, start.workflow, args, start.createdAt ?? message.timestamp, now, version)
-            if db.changesCount > 0 {
-                try enqueueReplay(db, workflowId: start.workflowId, trigger: .start, now: now, effects: &effects)
+                """, start.workflowId, start.workflow, args, start.createdAt ?? message.timestamp, tx.now, version)
+            if tx.changes > 0 {
+                try tx.enqueueReplay(workflowId: start.workflowId, trigger: .start)
                 summary.started += 1
                 metrics.workflowsStarted.increment()
             } else {
@@ -99,22 +94,19 @@ extension Shard {
             }
         case .cancel(let cancel):
             // A cancel for a workflow the shard never had (or has pruned) would change nothing: say so.
-            guard try loadWorkflow(db, cancel.workflowId) != nil else {
-                try deadLetter(db, message, reason: "cancel of workflowId \"\(cancel.workflowId)\", which this shard does not know (never started, or finished and past its retention)",
-                               now: now, summary: &summary, effects: &effects)
+            guard try tx.loadWorkflow(cancel.workflowId) != nil else {
+                try deadLetter(tx, message, reason: "cancel of workflowId \"\(cancel.workflowId)\", which this shard does not know (never started, or finished and past its retention)", summary: &summary)
                 return
             }
-            _ = try self.cancel(db, workflowId: cancel.workflowId, reason: cancel.reason, now: now, effects: &effects)
+            _ = try tx.cancel(workflowId: cancel.workflowId, reason: cancel.reason, answer: false)
             summary.canceled += 1
         case .event(let event):
             // Kept for a workflow that has not started yet (the contract), but not for one that has finished.
-            if let workflow = try loadWorkflow(db, event.workflowId), workflow.status != "running" {
-                try deadLetter(db, message, reason: "event \"\(event.name)\" for workflowId \"\(event.workflowId)\", which has already completed (\(workflow.status)); it is not kept",
-                               now: now, summary: &summary, effects: &effects)
+            if let workflow = try tx.loadWorkflow(event.workflowId), workflow.status != .running {
+                try deadLetter(tx, message, reason: "event \"\(event.name)\" for workflowId \"\(event.workflowId)\", which has already completed (\(workflow.status.rawValue)); it is not kept", summary: &summary)
                 return
             }
-            _ = try deliverEvent(db, workflowId: event.workflowId, name: event.name, value: event.value, now: now,
-                                 effects: &effects)
+            _ = try tx.deliverEvent(workflowId: event.workflowId, name: event.name, value: event.value, answer: false)
             summary.events += 1
         }
     }
@@ -136,26 +128,25 @@ extension Shard {
         return nil
     }
 
-    private func applyControlMessage(_ db: Database, _ message: InboundMessage, now: Int64,
-                                     summary: inout IngestSummary, effects: inout Effects) throws {
+    private func applyControlMessage(_ tx: ShardTransaction, _ message: InboundMessage, summary: inout IngestSummary) throws {
         let fields: [String: JSONValue]
         do {
             fields = try InboundDecoding.parseObject(message.value, maxBytes: configuration.maxMessageBytes)
         } catch {
-            try deadLetter(db, message, reason: error.description, now: now, summary: &summary, effects: &effects)
+            try deadLetter(tx, message, reason: error.description, summary: &summary)
             return
         }
         guard let commandId = fields["commandId"]?.stringValue, !commandId.isEmpty,
               commandId.utf8.count <= MessageLimits.maxIdBytes else {
             let reason = fields["commandId"] == nil
                 ? "missing field commandId" : "field commandId must be a string of 1 to \(MessageLimits.maxIdBytes) bytes"
-            try deadLetter(db, message, reason: reason, now: now, summary: &summary, effects: &effects)
+            try deadLetter(tx, message, reason: reason, summary: &summary)
             return
         }
         summary.controlResults += 1
         // A repeated commandId is answered again with the stored result, and applies nothing.
-        if let stored = try db.row("SELECT result FROM control_commands WHERE commandId = ?", commandId, as: { $0[0] as [UInt8] }) {
-            try appendOutbox(db, topic: .controlResults, key: commandId, value: stored, effects: &effects)
+        if let stored = try tx.row("SELECT result FROM control_commands WHERE commandId = ?", commandId, as: { $0[0] as [UInt8] }) {
+            try tx.appendOutbox(topic: .controlResults, key: commandId, value: stored)
             return
         }
         // The type is echoed only when it is short enough to be one (a control result stays small).
@@ -179,14 +170,13 @@ extension Shard {
                 } else {
                     let reason = reasonField?.stringValue ?? "no reason given"
                     switch type {
-                    case .failPendingTasks: operationResult = try failPendingTasks(db, reason: reason, now: now, effects: &effects)
-                    case .bumpEpoch: operationResult = try bumpEpoch(db)
-                    case .resumeExecutors: operationResult = try resumeExecutors(db)
-                    case .clearReplayQueue: operationResult = try clearReplayQueue(db)
-                    case .clearTaskQueue: operationResult = try clearTaskQueue(db)
+                    case .failPendingTasks: operationResult = try tx.failPendingTasks(reason: reason)
+                    case .bumpEpoch: operationResult = try tx.bumpEpoch()
+                    case .resumeExecutors: operationResult = try tx.resumeExecutors()
+                    case .clearReplayQueue: operationResult = try tx.clearReplayQueue()
+                    case .clearTaskQueue: operationResult = try tx.clearTaskQueue()
                     case .failParkedWorkflows:
-                        operationResult = try failParkedWorkflows(db, workflowId: fields["workflowId"]?.stringValue,
-                                                                  reason: reason, now: now, effects: &effects)
+                        operationResult = try tx.failParkedWorkflows(workflowId: fields["workflowId"]?.stringValue, reason: reason)
                     }
                 }
             } else {
@@ -196,13 +186,13 @@ extension Shard {
             let given = fields["type"]?.stringValue ?? fields["type"]?.jsonString() ?? ""
             rejection = "unknown type \"\(given.prefix(utf8Bytes: 100))\"" + (given.utf8.count > 100 ? " (\(given.utf8.count) bytes)" : "")
         }
-        let answered = try operationResult ?? result(db, AffectedCounts())
+        let answered = try operationResult ?? tx.result(AffectedCounts())
         let controlResult = ControlResult(
             commandId: commandId, type: typeText, shard: shard, status: rejection == nil ? .applied : .rejected,
             epoch: answered.epoch, affected: answered.affected, stuckWorkflows: answered.stuckWorkflows,
-            error: rejection, at: now)
+            error: rejection, at: tx.now)
         let bytes = try controlResult.contractJSON()
-        try db.run("INSERT INTO control_commands (commandId, result, appliedAt) VALUES (?, ?, ?)", commandId, bytes, now)
-        try appendOutbox(db, topic: .controlResults, key: commandId, value: bytes, effects: &effects)
+        try tx.run("INSERT INTO control_commands (commandId, result, appliedAt) VALUES (?, ?, ?)", commandId, bytes, tx.now)
+        try tx.appendOutbox(topic: .controlResults, key: commandId, value: bytes)
     }
 }

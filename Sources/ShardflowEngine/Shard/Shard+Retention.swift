@@ -5,11 +5,11 @@ import GRDB
 extension Shard {
     /// Sweeps every `retentionSweepInterval` until the shard stops.
     func retentionLoop() async {
-        while !isClosing && !Task.isCancelled {
+        while lifecycle.isRunning && !Task.isCancelled {
             do {
                 var pruned = 0
                 // Small transactions, so the work loop is never held up for long.
-                while !isClosing, !Task.isCancelled {
+                while lifecycle.isRunning, !Task.isCancelled {
                     let batch = try pruneFinished(limit: 500)
                     pruned += batch
                     if batch < 500 { break }
@@ -17,7 +17,7 @@ extension Shard {
                 }
                 if pruned > 0 { logger.info("pruned \(pruned) finished workflows past retention") }
             } catch {
-                if isClosing { return }
+                if !lifecycle.isRunning { return }
                 logger.error("retention sweep failed: \(error)")
             }
             try? await Task.sleep(for: configuration.retentionSweepInterval)
@@ -32,13 +32,13 @@ extension Shard {
     func pruneFinished(limit: Int) throws -> Int {
         guard let retention = configuration.retention else { return 0 }
         let cutoff = clock.nowMilliseconds() - retention.milliseconds
-        let pruned = try write { db -> Int in
-            let ids = try db.rows("""
+        let pruned = try transaction { tx -> Int in
+            let ids = try tx.rows("""
                 SELECT id FROM workflows WHERE status <> 'running' AND completedAt < ? ORDER BY completedAt LIMIT ?
                 """, cutoff, limit) { $0[0] as String }
             for id in ids {
-                try db.run("DELETE FROM journal WHERE workflowId = ?", id)
-                try db.run("DELETE FROM workflows WHERE id = ?", id)
+                try tx.run("DELETE FROM journal WHERE workflowId = ?", id)
+                try tx.run("DELETE FROM workflows WHERE id = ?", id)
             }
             return ids.count
         }

@@ -3,46 +3,45 @@ import GRDB
 /// Durable timers (sleeps, event-wait timeouts) and the wake-up of tasks waiting out a retry backoff.
 extension Shard {
     func timerLoop() async {
-        while !isClosing && !Task.isCancelled {
+        while lifecycle.isRunning && !Task.isCancelled {
             var next: Int64?
             do {
                 next = try fireDueTimers()
             } catch {
-                if isClosing { return }
+                if !lifecycle.isRunning { return }
                 logger.error("timers failed: \(error)")
                 next = clock.nowMilliseconds() + 100
             }
-            await timerSignal.wait(orUntil: next, clock: clock)
+            await signals.timers.wait(orUntil: next, clock: clock)
         }
     }
 
     /// Fires every timer that is due and returns when the next timer or retry is due (nil: none).
     func fireDueTimers() throws -> Int64? {
-        var effects = Effects()
-        let next: Int64? = try write { db in
-            let now = clock.nowMilliseconds()
-            let due = try db.rows("SELECT workflowId, seq FROM timers WHERE fireAt <= ? ORDER BY fireAt LIMIT 500", now) { row in
+        return try transaction { tx -> Int64? in
+            let now = tx.now
+            let due = try tx.rows("SELECT workflowId, seq FROM timers WHERE fireAt <= ? ORDER BY fireAt LIMIT 500", now) { row in
                 (workflowId: row[0] as String, seq: row[1] as Int)
             }
             for (workflowId, seq) in due {
-                try db.run("DELETE FROM timers WHERE workflowId = ? AND seq = ?", workflowId, seq)
-                try db.run("DELETE FROM event_waits WHERE workflowId = ? AND seq = ?", workflowId, seq)
-                let kind = try db.row("SELECT kind FROM journal WHERE workflowId = ? AND seq = ?", workflowId, seq) { row in
-                    row[0] as String
+                try tx.run("DELETE FROM timers WHERE workflowId = ? AND seq = ?", workflowId, seq)
+                try tx.run("DELETE FROM event_waits WHERE workflowId = ? AND seq = ?", workflowId, seq)
+                let kind = try tx.row("SELECT kind FROM journal WHERE workflowId = ? AND seq = ?", workflowId, seq) { row in
+                    try row.decode(0, as: JournalEntry.Kind.self)
                 }
-                try db.run("""
+                try tx.run("""
                     UPDATE journal SET status = ?, completedAt = ?, attempts = 1
                     WHERE workflowId = ? AND seq = ? AND status = 'pending'
-                    """, kind == "event" ? "timedOut" : "fired", now, workflowId, seq)
-                try enqueueReplay(db, workflowId: workflowId, trigger: .timer, now: now, effects: &effects)
+                    """, kind == .event ? JournalEntry.Status.timedOut : .fired, now, workflowId, seq)
+                try tx.enqueueReplay(workflowId: workflowId, trigger: .timer)
             }
             // Only a task backing off becomes ready by time passing (the others were signalled when queued).
-            if try db.int("SELECT 1 FROM tasks WHERE state = 'queued' AND readyAt > enqueuedAt AND readyAt <= ? LIMIT 1",
+            if try tx.int("SELECT 1 FROM tasks WHERE state = 'queued' AND readyAt > enqueuedAt AND readyAt <= ? LIMIT 1",
                           now) != nil {
-                effects.tasks = true
+                tx.effects.tasks = true
             }
-            let timer = try db.int("SELECT MIN(fireAt) FROM timers")
-            let retry = try db.int("SELECT MIN(readyAt) FROM tasks WHERE state = 'queued' AND readyAt > enqueuedAt AND readyAt > ?",
+            let timer = try tx.int("SELECT MIN(fireAt) FROM timers")
+            let retry = try tx.int("SELECT MIN(readyAt) FROM tasks WHERE state = 'queued' AND readyAt > enqueuedAt AND readyAt > ?",
                                    now)
             switch (timer, retry) {
             case let (a?, b?): return min(a, b)
@@ -51,7 +50,5 @@ extension Shard {
             case (nil, nil): return nil
             }
         }
-        signal(effects)
-        return next
     }
 }

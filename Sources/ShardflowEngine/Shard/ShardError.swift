@@ -5,6 +5,8 @@ public enum ShardError: Error, Sendable, Equatable, CustomStringConvertible {
     case closed(shard: Int)
     case shardMismatch(expected: Int, stored: Int)
     case io(String)
+    /// A lifecycle event the shard's state does not allow (e.g. `start` after `stop`).
+    case illegalTransition(shard: Int, event: String, state: String)
 
     public var description: String {
         switch self {
@@ -12,6 +14,7 @@ public enum ShardError: Error, Sendable, Equatable, CustomStringConvertible {
         case .closed(let shard): return "shard \(shard) is closed"
         case .shardMismatch(let expected, let stored): return "store belongs to shard \(stored), not shard \(expected)"
         case .io(let message): return message
+        case .illegalTransition(let shard, let event, let state): return "shard \(shard) cannot \(event) while \(state)"
         }
     }
 }

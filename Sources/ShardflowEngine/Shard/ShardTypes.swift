@@ -112,11 +112,16 @@ public struct AuditReport: Sendable, Equatable, Codable {
     /// Parked workflows: counted apart from stuck ones (a parked workflow is tried again at every open of
     /// its shard), reported because they wait for a deploy or an operator.
     public var parkedWorkflows: [ParkedWorkflow] = []
+    /// Rows whose typed column holds a value this version does not know, by `table.column` (written by
+    /// a newer version, or damaged). Such a row is not read as something else: outbox rows are replaced by
+    /// dead letters that say so; other rows fail the transaction that reads them, which logs it.
+    public var undecodableRows: [String: Int] = [:]
 
     public var runningTasksBeyondBound: Bool { runningTasks > concurrencyBound }
     public var outboxTooOld: Bool { (oldestOutboxAgeMilliseconds ?? 0) > outboxAgeLimitMilliseconds }
     public var isHealthy: Bool {
         stuckWorkflows.isEmpty && !runningTasksBeyondBound && orphanRows.values.allSatisfy { $0 == 0 } && !outboxTooOld
+            && undecodableRows.isEmpty
     }
 }
 

@@ -3,45 +3,51 @@ import ShardflowJSON
 
 /// Read-only queries shared by `Shard` and `ShardInspector`.
 enum StoreQueries {
-    /// A parked workflow is not stuck: its shard's next open queues it again (see `Shard.retryParked`).
-    static let stuckCondition = """
-        w.status = 'running' AND w.parkedReason IS NULL
-        AND NOT EXISTS (SELECT 1 FROM replay_queue r WHERE r.workflowId = w.id)
-        AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.workflowId = w.id)
-        AND NOT EXISTS (SELECT 1 FROM timers m WHERE m.workflowId = w.id)
-        AND NOT EXISTS (SELECT 1 FROM event_waits e WHERE e.workflowId = w.id)
-        """
-
-    static func stuckCount(_ db: Database) throws -> Int {
-        Int(try db.int("SELECT COUNT(*) FROM workflows w WHERE \(stuckCondition)") ?? 0)
+    // Stuck (I1 says none): running, not parked (a parked workflow is queued again at its shard's next
+    // open, see `ShardReplayer.retryParked`), and nothing that would move it on.
+    static func stuckCount(_ db: StoreConnection) throws -> Int {
+        try db.count("""
+            SELECT COUNT(*) FROM workflows w
+            WHERE w.status = 'running' AND w.parkedReason IS NULL
+            AND NOT EXISTS (SELECT 1 FROM replay_queue r WHERE r.workflowId = w.id)
+            AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.workflowId = w.id)
+            AND NOT EXISTS (SELECT 1 FROM timers m WHERE m.workflowId = w.id)
+            AND NOT EXISTS (SELECT 1 FROM event_waits e WHERE e.workflowId = w.id)
+            """)
     }
 
-    static func stuckIds(_ db: Database, limit: Int = 10_000) throws -> [String] {
-        try db.rows("SELECT w.id FROM workflows w WHERE \(stuckCondition) ORDER BY w.id LIMIT ?", limit) { $0[0] as String }
+    static func stuckIds(_ db: StoreConnection, limit: Int = 10_000) throws -> [String] {
+        try db.rows("""
+            SELECT w.id FROM workflows w
+            WHERE w.status = 'running' AND w.parkedReason IS NULL
+            AND NOT EXISTS (SELECT 1 FROM replay_queue r WHERE r.workflowId = w.id)
+            AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.workflowId = w.id)
+            AND NOT EXISTS (SELECT 1 FROM timers m WHERE m.workflowId = w.id)
+            AND NOT EXISTS (SELECT 1 FROM event_waits e WHERE e.workflowId = w.id)
+            ORDER BY w.id LIMIT ?
+            """, limit) { $0[0] as String }
     }
 
-    static func meta(_ db: Database) throws -> (shard: Int, epoch: Int64, executorEnabled: Bool)? {
+    static func meta(_ db: StoreConnection) throws -> (shard: Int, epoch: Int64, executorEnabled: Bool)? {
         try db.row("SELECT shard, epoch, executorEnabled FROM shard_meta WHERE id = 1") { row in
             (shard: row[0] as Int, epoch: row[1] as Int64, executorEnabled: row[2] as Bool)
         }
     }
 
-    static func nextOffset(_ db: Database, _ stream: InboundMessage.Stream) throws -> Int64? {
-        try db.int("SELECT nextOffset FROM consumed_offsets WHERE stream = ?", stream.rawValue)
+    static func nextOffset(_ db: StoreConnection, _ stream: InboundMessage.Stream) throws -> Int64? {
+        try db.int("SELECT nextOffset FROM consumed_offsets WHERE stream = ?", stream)
     }
 
-    static func count(_ db: Database, _ sql: String) throws -> Int { Int(try db.int(sql) ?? 0) }
-
     /// When the oldest outbox row was written (nil: empty, or a row from before that was recorded).
-    static func oldestOutboxCreatedAt(_ db: Database) throws -> Int64? {
+    static func oldestOutboxCreatedAt(_ db: StoreConnection) throws -> Int64? {
         try db.int("SELECT createdAt FROM outbox ORDER BY id LIMIT 1").flatMap { $0 > 0 ? $0 : nil }
     }
 
-    static func quarantinedIds(_ db: Database, limit: Int = 10_000) throws -> [String] {
+    static func quarantinedIds(_ db: StoreConnection, limit: Int = 10_000) throws -> [String] {
         try db.rows("SELECT id FROM workflows WHERE quarantined = 1 ORDER BY id LIMIT ?", limit) { $0[0] as String }
     }
 
-    static func parked(_ db: Database, limit: Int = 10_000) throws -> [ParkedWorkflow] {
+    static func parked(_ db: StoreConnection, limit: Int = 10_000) throws -> [ParkedWorkflow] {
         try db.rows("""
             SELECT id, name, version, parkedReason, parkedAt FROM workflows
             WHERE parkedReason IS NOT NULL AND status = 'running' ORDER BY parkedAt, id LIMIT ?
@@ -50,7 +56,7 @@ enum StoreQueries {
         }
     }
 
-    static func stats(_ db: Database, shard: Int, executorState: ExecutorState?) throws -> ShardStats {
+    static func stats(_ db: StoreConnection, shard: Int, executorState: ExecutorState?) throws -> ShardStats {
         let meta = try meta(db)
         var byStatus: [String: Int] = [:]
         for (status, count) in try db.rows("SELECT status, COUNT(*) FROM workflows GROUP BY status", as: { ($0[0] as String, $0[1] as Int) }) {
@@ -61,45 +67,74 @@ enum StoreQueries {
             shard: meta?.shard ?? shard,
             epoch: meta?.epoch ?? 0,
             executorState: state,
-            queuedTasks: try count(db, "SELECT COUNT(*) FROM tasks WHERE state = 'queued'"),
-            runningTasks: try count(db, "SELECT COUNT(*) FROM tasks WHERE state = 'running'"),
-            replayQueueDepth: try count(db, "SELECT COUNT(*) FROM replay_queue"),
-            outboxDepth: try count(db, "SELECT COUNT(*) FROM outbox"),
-            timers: try count(db, "SELECT COUNT(*) FROM timers"),
-            eventWaits: try count(db, "SELECT COUNT(*) FROM event_waits"),
+            queuedTasks: try db.count("SELECT COUNT(*) FROM tasks WHERE state = 'queued'"),
+            runningTasks: try db.count("SELECT COUNT(*) FROM tasks WHERE state = 'running'"),
+            replayQueueDepth: try db.count("SELECT COUNT(*) FROM replay_queue"),
+            outboxDepth: try db.count("SELECT COUNT(*) FROM outbox"),
+            timers: try db.count("SELECT COUNT(*) FROM timers"),
+            eventWaits: try db.count("SELECT COUNT(*) FROM event_waits"),
             workflowsByStatus: byStatus,
             oldestQueuedCreatedAt: try db.int("SELECT MIN(createdAt) FROM tasks WHERE state = 'queued'"),
             oldestOutboxCreatedAt: try oldestOutboxCreatedAt(db),
-            quarantinedWorkflows: try count(db, "SELECT COUNT(*) FROM workflows WHERE quarantined = 1"),
-            parkedWorkflows: try count(db, "SELECT COUNT(*) FROM workflows WHERE parkedReason IS NOT NULL"),
+            quarantinedWorkflows: try db.count("SELECT COUNT(*) FROM workflows WHERE quarantined = 1"),
+            parkedWorkflows: try db.count("SELECT COUNT(*) FROM workflows WHERE parkedReason IS NOT NULL"),
             nextWorkflowsOffset: try nextOffset(db, .workflows),
             nextControlOffset: try nextOffset(db, .control))
     }
 
-    static func audit(_ db: Database, shard: Int, concurrencyBound: Int, outboxAgeLimit: Duration, now: Int64) throws -> AuditReport {
-        let finished = "NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = x.workflowId AND w.status = 'running')"
+    static func audit(_ db: StoreConnection, shard: Int, concurrencyBound: Int, outboxAgeLimit: Duration, now: Int64) throws -> AuditReport {
+        // Rows of a workflow that is not running (or does not exist).
         var orphans: [String: Int] = [:]
-        orphans["tasks"] = try count(db, "SELECT COUNT(*) FROM tasks x WHERE \(finished)")
-        orphans["replay_queue"] = try count(db, "SELECT COUNT(*) FROM replay_queue x WHERE \(finished)")
-        orphans["timers"] = try count(db, "SELECT COUNT(*) FROM timers x WHERE \(finished)")
-        orphans["event_waits"] = try count(db, "SELECT COUNT(*) FROM event_waits x WHERE \(finished)")
-        orphans["journal"] = try count(db,
+        orphans["tasks"] = try db.count("""
+            SELECT COUNT(*) FROM tasks x WHERE NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = x.workflowId AND w.status = 'running')
+            """)
+        orphans["replay_queue"] = try db.count("""
+            SELECT COUNT(*) FROM replay_queue x
+            WHERE NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = x.workflowId AND w.status = 'running')
+            """)
+        orphans["timers"] = try db.count("""
+            SELECT COUNT(*) FROM timers x WHERE NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = x.workflowId AND w.status = 'running')
+            """)
+        orphans["event_waits"] = try db.count("""
+            SELECT COUNT(*) FROM event_waits x
+            WHERE NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = x.workflowId AND w.status = 'running')
+            """)
+        orphans["journal"] = try db.count(
             "SELECT COUNT(*) FROM journal x WHERE NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = x.workflowId)")
-        orphans["tasks_without_journal_entry"] = try count(db,
+        orphans["tasks_without_journal_entry"] = try db.count(
             "SELECT COUNT(*) FROM tasks x WHERE NOT EXISTS (SELECT 1 FROM journal j WHERE j.workflowId = x.workflowId AND j.seq = x.stepId)")
         return AuditReport(
             shard: try meta(db)?.shard ?? shard,
             stuckWorkflows: try stuckIds(db),
-            runningTasks: try count(db, "SELECT COUNT(*) FROM tasks WHERE state = 'running'"),
+            runningTasks: try db.count("SELECT COUNT(*) FROM tasks WHERE state = 'running'"),
             concurrencyBound: concurrencyBound,
             orphanRows: orphans,
             oldestOutboxAgeMilliseconds: try oldestOutboxCreatedAt(db).map { max(0, now - $0) },
             outboxAgeLimitMilliseconds: outboxAgeLimit.milliseconds,
             quarantinedWorkflows: try quarantinedIds(db),
-            parkedWorkflows: try parked(db))
+            parkedWorkflows: try parked(db),
+            undecodableRows: try undecodableRows(db))
     }
 
-    static func workflowDetail(_ db: Database, workflowId: String) throws -> WorkflowDetail? {
+    /// Rows whose typed columns hold a value this version does not know, by `table.column`.
+    static func undecodableRows(_ db: StoreConnection) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        func tally<E: StoreEnum & CaseIterable>(_ type: E.Type, _ groups: [(value: String, rows: Int)]) {
+            let known = Set(E.allCases.map(\.rawValue))
+            let unknown = groups.filter { !known.contains($0.value) }.reduce(0) { $0 + $1.rows }
+            if unknown > 0 { counts[E.storeColumn] = unknown }
+        }
+        func group(_ row: StoreRow) -> (value: String, rows: Int) { (row[0], row[1]) }
+        tally(OutboxTopic.self, try db.rows("SELECT topic, COUNT(*) FROM outbox GROUP BY topic", as: group))
+        tally(WorkflowStatus.self, try db.rows("SELECT status, COUNT(*) FROM workflows GROUP BY status", as: group))
+        tally(TaskState.self, try db.rows("SELECT state, COUNT(*) FROM tasks GROUP BY state", as: group))
+        tally(JournalEntry.Kind.self, try db.rows("SELECT kind, COUNT(*) FROM journal GROUP BY kind", as: group))
+        tally(JournalEntry.Status.self, try db.rows("SELECT status, COUNT(*) FROM journal GROUP BY status", as: group))
+        tally(ReplayTrigger.self, try db.rows("SELECT trigger, COUNT(*) FROM replay_queue GROUP BY trigger", as: group))
+        return counts
+    }
+
+    static func workflowDetail(_ db: StoreConnection, workflowId: String) throws -> WorkflowDetail? {
         let journal = try db.rows("""
             SELECT seq, kind, name, status, output, error, attempts, completedAt, round FROM journal WHERE workflowId = ? ORDER BY seq
             """, workflowId) { entry in
@@ -138,7 +173,7 @@ enum StoreQueries {
     }
 
     /// What an operator looks at first: stuck and parked workflows, recent failures, steps being retried.
-    static func lists(_ db: Database, shard: Int, limit: Int) throws -> ShardLists {
+    static func lists(_ db: StoreConnection, shard: Int, limit: Int) throws -> ShardLists {
         let failed = try db.rows("""
             SELECT id, name, errorMessage, errorStep, completedAt FROM workflows
             WHERE status = 'failed' AND completedAt IS NOT NULL ORDER BY completedAt DESC LIMIT ?

@@ -1,15 +1,49 @@
 import GRDB
 import GRDBSQLite
 
-/// The store's statements: prepared once per connection (GRDB's statement cache), with their values
-/// bound and their columns read straight through the SQLite C API.
+/// The store's statements: prepared once per connection (`StatementCache`), with their values bound
+/// and their columns read straight through the SQLite C API.
 ///
 /// Why not GRDB's `StatementArguments` and `Row`: they box every value in an existential and copy
 /// every row, which cost about as much as SQLite's own work on the engine's hot path (a step takes
 /// some ten statements). Transactions, migrations and the connection stay GRDB's.
-extension Database {
+/// Prepared statements of one connection, keyed by the address of their static SQL text: a lookup
+/// hashes one pointer instead of the whole statement, and SQL built at run time cannot reach it.
+/// Used only on its connection's queue (the store's queue serializes every use).
+final class StatementCache {
+    private var statements: [UnsafeRawPointer: Statement] = [:]
+    /// Statements run since the store opened (a benchmark figure: statements per step).
+    private(set) var executed = 0
+
+    init() {}
+
+    func statement(_ sql: StaticString, in db: Database) throws -> OpaquePointer {
+        // A literal has a pointer unless it is one Unicode scalar, which no statement is.
+        precondition(sql.hasPointerRepresentation, "SQL must be a string literal")
+        let key = UnsafeRawPointer(sql.utf8Start)
+        executed += 1
+        if let cached = statements[key] { return cached.sqliteStatement }
+        let text = sql.withUTF8Buffer { String(decoding: $0, as: UTF8.self) }
+        let statement = try db.makeStatement(sql: text)
+        statements[key] = statement
+        return statement.sqliteStatement
+    }
+
+    /// Drops every statement (before the connection closes).
+    func removeAll() { statements.removeAll() }
+}
+
+/// A connection with its statement cache: the only way engine code runs SQL. Every statement is a
+/// `StaticString` literal, so values can only be bound (`?`), never interpolated into the text.
+struct StoreConnection {
+    let db: Database
+    let cache: StatementCache
+
+    /// Rows changed by the last insert, update or delete.
+    var changes: Int { db.changesCount }
+
     /// Runs a statement to completion (an insert, update or delete; rows it returns are ignored).
-    func run<each Value: StoreBindable>(_ sql: String, _ values: repeat each Value) throws {
+    func run<each Value: StoreBindable>(_ sql: StaticString, _ values: repeat each Value) throws {
         let statement = try prepared(sql, repeat each values)
         defer { finish(statement) }
         while true {
@@ -20,7 +54,7 @@ extension Database {
     }
 
     /// Maps every row the query returns.
-    func rows<each Value: StoreBindable, T>(_ sql: String, _ values: repeat each Value,
+    func rows<each Value: StoreBindable, T>(_ sql: StaticString, _ values: repeat each Value,
                                            as transform: (StoreRow) throws -> T) throws -> [T] {
         let statement = try prepared(sql, repeat each values)
         defer { finish(statement) }
@@ -34,7 +68,7 @@ extension Database {
     }
 
     /// Maps the first row the query returns; nil when it returns none.
-    func row<each Value: StoreBindable, T>(_ sql: String, _ values: repeat each Value,
+    func row<each Value: StoreBindable, T>(_ sql: StaticString, _ values: repeat each Value,
                                           as transform: (StoreRow) throws -> T) throws -> T? {
         let statement = try prepared(sql, repeat each values)
         defer { finish(statement) }
@@ -45,12 +79,17 @@ extension Database {
     }
 
     /// The first column of the first row; nil when there is no row or the value is NULL.
-    func int<each Value: StoreBindable>(_ sql: String, _ values: repeat each Value) throws -> Int64? {
+    func int<each Value: StoreBindable>(_ sql: StaticString, _ values: repeat each Value) throws -> Int64? {
         try row(sql, repeat each values) { row in row[0] as Int64? } ?? nil
     }
 
-    private func prepared<each Value: StoreBindable>(_ sql: String, _ values: repeat each Value) throws -> OpaquePointer {
-        let statement = try cachedStatement(sql: sql).sqliteStatement
+    /// A count (`SELECT COUNT(*) ...`); 0 when the query returns nothing.
+    func count<each Value: StoreBindable>(_ sql: StaticString, _ values: repeat each Value) throws -> Int {
+        Int(try int(sql, repeat each values) ?? 0)
+    }
+
+    private func prepared<each Value: StoreBindable>(_ sql: StaticString, _ values: repeat each Value) throws -> OpaquePointer {
+        let statement = try cache.statement(sql, in: db)
         // A statement that failed before may still hold its last step's state.
         sqlite3_reset(statement)
         var index: Int32 = 0
@@ -65,7 +104,8 @@ extension Database {
         guard index == sqlite3_bind_parameter_count(statement) else {
             sqlite3_clear_bindings(statement)
             throw DatabaseError(resultCode: .SQLITE_MISUSE,
-                                message: "\(index) values for \(sqlite3_bind_parameter_count(statement)) parameters", sql: sql)
+                                message: "\(index) values for \(sqlite3_bind_parameter_count(statement)) parameters",
+                                sql: sql.description)
         }
         return statement
     }
@@ -75,8 +115,9 @@ extension Database {
         sqlite3_clear_bindings(statement)
     }
 
-    private func failure(_ code: Int32, _ sql: String) -> DatabaseError {
-        DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(sqliteConnection)), sql: sql)
+    private func failure(_ code: Int32, _ sql: StaticString) -> DatabaseError {
+        DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
+                      sql: sql.description)
     }
 }
 

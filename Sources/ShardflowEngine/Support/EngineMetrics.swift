@@ -17,6 +17,8 @@ struct EngineMetrics: Sendable {
     let workflowsParked: Counter
     let workflowsResumed: Counter
     let outboxRefused: Counter
+    /// Outbox rows whose topic this version does not know (each is replaced by a dead letter).
+    let outboxUndecodable: Counter
     let oversizedOutputs: Counter
     let stepDuration: Metrics.Timer
     let workflowDuration: Metrics.Timer
@@ -39,6 +41,7 @@ struct EngineMetrics: Sendable {
         workflowsParked = Counter(label: "shardflow_workflows_parked_total", dimensions: [shardDimension])
         workflowsResumed = Counter(label: "shardflow_workflows_unparked_total", dimensions: [shardDimension])
         outboxRefused = Counter(label: "shardflow_outbox_refused_total", dimensions: [shardDimension])
+        outboxUndecodable = Counter(label: "shardflow_outbox_undecodable_rows_total", dimensions: [shardDimension])
         oversizedOutputs = Counter(label: "shardflow_oversized_outputs_total", dimensions: [shardDimension])
         stepDuration = Metrics.Timer(label: "shardflow_step_duration_seconds", dimensions: [shardDimension])
         workflowDuration = Metrics.Timer(label: "shardflow_workflow_duration_seconds", dimensions: [shardDimension])
@@ -51,5 +54,13 @@ struct EngineMetrics: Sendable {
         case .failed: workflowsFailed.increment()
         case .canceled: workflowsCanceled.increment()
         }
+    }
+}
+
+extension BinaryInteger {
+    /// The number in decimal, left-padded with zeros to `width` digits (`7.zeroPadded(width: 3)` is "007").
+    func zeroPadded(width: Int) -> String {
+        let digits = String(self)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
     }
 }

@@ -11,7 +11,7 @@ final class ExecutionCache: Sendable {
     struct Entry: Sendable {
         let execution: WorkflowExecution
         /// The workflow's row as of that generation (its name, args and times never change).
-        let workflow: Shard.WorkflowRow
+        let workflow: WorkflowRow
         /// The generation whose results the body has seen.
         let generation: Int
     }

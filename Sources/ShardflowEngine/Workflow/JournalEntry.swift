@@ -5,8 +5,8 @@
 /// operation, so it takes no place in the numbering the body's calls are checked against, and adding
 /// or removing a patch call never shifts the operations after it.
 struct JournalEntry: Sendable, Equatable {
-    enum Kind: String, Sendable { case step, sleep, event, patch }
-    enum Status: String, Sendable {
+    enum Kind: String, Sendable, CaseIterable { case step, sleep, event, patch }
+    enum Status: String, Sendable, CaseIterable {
         case pending, succeeded, failed, fired, received, timedOut, recorded
         var isResolved: Bool { self != .pending }
     }

@@ -1,0 +1,167 @@
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+
+/// A shard's SQLite store: the one writer connection (all transactions, through `ShardTransaction`), a
+/// read-only connection for monitoring (WAL lets it read while the writer writes), and the lock file that
+/// makes this process the store's only owner.
+final class ShardStore: Sendable {
+    let shard: Int
+    let path: String
+    private let writer: DatabaseQueue
+    private let monitor: DatabaseQueue
+    let lock: ShardLock
+    private let metrics: EngineMetrics
+    private let logger: Logger
+    private let signals: WorkSignals
+    private let capture: (any ChangeCapture)?
+    private let state: Mutex<State>
+    /// Statement caches of the two connections; each is used only on its connection's queue.
+    private let writerStatements: UnsafeTransfer<StatementCache>
+    private let monitorStatements: UnsafeTransfer<StatementCache>
+
+    private struct State {
+        var closed = false
+        /// The sequences as last committed; a transaction starts from them.
+        var sequences: ShardSequences
+    }
+
+    /// Opens (creating if needed) and migrates the store of `shard` under `directory`, holding its lock.
+    /// Throws `ShardError.locked` while another owner holds it.
+    init(directory: String, shard: Int, metrics: EngineMetrics, logger: Logger, signals: WorkSignals,
+         capture: (any ChangeCapture)? = nil) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw ShardError.io("cannot create data directory \(directory): \(error)")
+        }
+        let base = URL(fileURLWithPath: directory)
+        let lock = try ShardLock(path: base.appendingPathComponent(ShardFiles.lockFileName(shard: shard)).path, shard: shard)
+        do {
+            let path = base.appendingPathComponent(ShardFiles.storeFileName(shard: shard)).path
+            var config = Configuration()
+            config.journalMode = .wal
+            config.busyMode = .timeout(5)
+            config.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            }
+            let writer = try DatabaseQueue(path: path, configuration: config)
+            try StoreSchema.migrator().migrate(writer)
+            let statements = StatementCache()
+            let sequences: ShardSequences = try writer.write { db in
+                let connection = StoreConnection(db: db, cache: statements)
+                try connection.run("INSERT OR IGNORE INTO shard_meta (id, shard) VALUES (1, ?)", shard)
+                guard let stored = try connection.row("SELECT shard, completionSeq, replaySeq FROM shard_meta WHERE id = 1",
+                                                      as: { ($0[0] as Int, ShardSequences(completion: $0[1], replay: $0[2])) })
+                else { throw ShardError.io("shard metadata is missing") }
+                guard stored.0 == shard else { throw ShardError.shardMismatch(expected: shard, stored: stored.0) }
+                return stored.1
+            }
+            var monitorConfig = Configuration()
+            monitorConfig.readonly = true
+            monitorConfig.busyMode = .timeout(5)
+            self.monitor = try DatabaseQueue(path: path, configuration: monitorConfig)
+            self.shard = shard
+            self.path = path
+            self.writer = writer
+            self.lock = lock
+            self.metrics = metrics
+            self.logger = logger
+            self.signals = signals
+            self.capture = capture
+            self.state = Mutex(State(sequences: sequences))
+            self.writerStatements = UnsafeTransfer(statements)
+            self.monitorStatements = UnsafeTransfer(StatementCache())
+        } catch {
+            lock.release()
+            throw error
+        }
+    }
+
+    var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// Statements the writer connection has run since the store opened.
+    var statementsExecuted: Int { writer.unsafeRead { _ in writerStatements.value.executed } }
+
+    /// A write transaction at `now`, refused once the store is closed. Commits the body's rows, the
+    /// sequences it took and what the change capture records, or none of it. Returns the body's value
+    /// with the committed transaction, whose effects the caller applies; after a rollback `rolledBack`
+    /// gets the transaction (to undo what it staged in memory) and the error is rethrown.
+    func transaction<T>(now: Int64, rolledBack: (ShardTransaction) -> Void,
+                        _ body: (ShardTransaction) throws -> T) throws -> (value: T, transaction: ShardTransaction) {
+        let start = state.withLock { $0.closed ? nil : $0.sequences }
+        guard let sequences = start else { throw ShardError.closed(shard: shard) }
+        var opened: ShardTransaction?
+        do {
+            let value = try writer.write { db in
+                let transaction = ShardTransaction(
+                    connection: StoreConnection(db: db, cache: writerStatements.value), now: now, shard: shard,
+                    sequences: sequences, metrics: metrics, logger: logger, signals: signals)
+                opened = transaction
+                let value = try body(transaction)
+                try transaction.finish()
+                try capture?.transactionWillCommit(transaction)
+                return value
+            }
+            // Committed. (The writer's queue runs one transaction at a time, so no other one committed
+            // sequences in between.)
+            guard let committed = opened else { throw ShardError.io("transaction body did not run") }
+            state.withLock { $0.sequences = committed.sequences }
+            return (value, committed)
+        } catch {
+            if let opened { rolledBack(opened) }
+            throw error
+        }
+    }
+
+    /// A read on the writer's connection, serialized with every transaction (for what must see the
+    /// writer's latest state: offsets, the outbox). Not `DatabaseQueue.read`: it toggles
+    /// `PRAGMA query_only`, and every flag pragma expires all prepared statements.
+    func read<T>(_ body: (StoreConnection) throws -> T) throws -> T {
+        guard !isClosed else { throw ShardError.closed(shard: shard) }
+        return try writer.unsafeRead { db in try body(StoreConnection(db: db, cache: writerStatements.value)) }
+    }
+
+    /// A read on the monitoring connection: never waits for, nor holds up, the writer (gauges, the
+    /// console, audits). It sees the last committed state.
+    func monitorRead<T>(_ body: (StoreConnection) throws -> T) throws -> T {
+        guard !isClosed else { throw ShardError.closed(shard: shard) }
+        return try monitor.read { db in try body(StoreConnection(db: db, cache: monitorStatements.value)) }
+    }
+
+    /// Closes both connections and releases the lock. Later transactions and reads throw `closed`.
+    func close() {
+        let wasClosed = state.withLock { state -> Bool in
+            defer { state.closed = true }
+            return state.closed
+        }
+        guard !wasClosed else { return }
+        do {
+            writer.unsafeRead { _ in writerStatements.value.removeAll() }
+            monitor.unsafeRead { _ in monitorStatements.value.removeAll() }
+            try monitor.close()
+            try writer.close()
+        } catch {
+            logger.error("closing shard store: \(error)")
+        }
+        lock.release()
+    }
+}
+
+/// A non-Sendable value handed between threads where something else serializes every use of it.
+///
+/// `@unchecked Sendable`: used only for a connection's `StatementCache`, which is touched only inside
+/// that connection's `DatabaseQueue` closures, and the queue runs one closure at a time.
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// The files of a shard under its data directory.
+enum ShardFiles {
+    /// The store file name of a shard: `shard-007.sqlite`.
+    static func storeFileName(shard: Int) -> String { "shard-\(shard.zeroPadded(width: 3)).sqlite" }
+    static func lockFileName(shard: Int) -> String { "shard-\(shard.zeroPadded(width: 3)).lock" }
+    static func crashFileName(shard: Int) -> String { "shard-\(shard.zeroPadded(width: 3)).crash" }
+}
