@@ -22,22 +22,20 @@ public final class Worker: Service, Sendable {
     /// The workflows topic's partition count, read from the broker before any shard opens (the routing check).
     private let partitionCount = Mutex<Int?>(nil)
 
-    private struct OwnedShard: Sendable {
+    struct OwnedShard: Sendable {
         let shard: Shard
         let publisher: OutboxPublisher
         let publishing: Task<Void, Never>
     }
 
     private struct State {
-        var shards: [Int: OwnedShard] = [:]
-        var opening: Set<Int> = []
+        /// What the worker does with each shard the group gave it (see `ShardOwnerships`).
+        var ownership = ShardOwnerships()
         var joinedGroup = false
         var brokerReachable = false
         var brokerError: String?
         var stopping = false
         var consumed: [Int32: TopicPartitionOffset] = [:]
-        /// Shards whose store is not in this data directory (see `adoptMissingStores`).
-        var refused: Set<Int> = []
         /// The latest snapshot of each owned shard (see `ShardSnapshot`).
         var snapshots: [Int: ShardSnapshot] = [:]
     }
@@ -49,7 +47,7 @@ public final class Worker: Service, Sendable {
     }
 
     /// The shards this worker runs now.
-    public var ownedShards: [Int] { state.withLock { $0.shards.keys.sorted() } }
+    public var ownedShards: [Int] { state.withLock { $0.ownership.running.keys.sorted() } }
 
     /// Runs until graceful shutdown (SIGTERM / SIGINT under a ServiceGroup) or cancellation.
     public func run() async throws {
@@ -92,12 +90,10 @@ public final class Worker: Service, Sendable {
             logger.info("worker stopping: leaving the group, settling shards")
             // Leaving the group revokes every partition: the workflows loop settles the shards, then ends.
             await consumer.close()
-            let left = state.withLock { state in
-                let shards = state.shards
-                state.shards.removeAll()
-                return shards
+            let left = state.withLock { $0.ownership.revokeAll() }
+            await withTaskGroup(of: Void.self) { settling in
+                for (number, action) in left { settling.addTask { await self.apply(action, to: number) } }
             }
-            for (number, shard) in left { await self.settle(number, shard) }
             await control.close()
             group.cancelAll()
         }
@@ -110,10 +106,12 @@ public final class Worker: Service, Sendable {
         state.withLock { state in
             var reasons: [String] = []
             if !state.joinedGroup { reasons.append("consumer group not joined yet") }
-            if !state.opening.isEmpty { reasons.append("opening shards \(state.opening.sorted())") }
+            let opening = state.ownership.opening
+            if !opening.isEmpty { reasons.append("opening shards \(opening.sorted())") }
             if !state.brokerReachable { reasons.append("broker unreachable" + (state.brokerError.map { ": \($0)" } ?? "")) }
             if state.stopping { reasons.append("shutting down") }
-            if !state.refused.isEmpty { reasons.append("shards \(state.refused.sorted()) have no store in the data directory") }
+            let refused = state.ownership.refused
+            if !refused.isEmpty { reasons.append("shards \(refused.sorted()) have no store in the data directory") }
             return ReadinessReport(reasons: reasons)
         }
     }
@@ -154,7 +152,8 @@ public final class Worker: Service, Sendable {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         await withTaskGroup(of: Void.self) { group in
             for (partition, batch) in byPartition {
-                guard let owned = state.withLock({ $0.shards[Int(partition)] }) else { continue }
+                // A shard still opening drops its messages: it seeks to its stored offset once it runs.
+                guard let owned = state.withLock({ $0.ownership.runningShard(Int(partition)) }) else { continue }
                 let inbound = batch.map {
                     InboundMessage(stream: stream, topic: $0.topic, partition: Int($0.partition), offset: $0.offset,
                                    key: $0.key, value: $0.value, timestamp: $0.timestamp ?? now)
@@ -193,7 +192,8 @@ public final class Worker: Service, Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             let offsets = state.withLock { state in
-                let owned = state.consumed.filter { state.shards[Int($0.key)] != nil }
+                let running = state.ownership.running
+                let owned = state.consumed.filter { running[Int($0.key)] != nil }
                 state.consumed.removeAll()
                 return Array(owned.values)
             }
@@ -208,62 +208,89 @@ public final class Worker: Service, Sendable {
 
     // MARK: - rebalance
 
+    /// Opens the assigned shards concurrently and returns at once: one slow or locked store holds up
+    /// neither the others nor the events behind this one (a revoke among them).
     private func assign(_ partitions: [TopicPartition], consumer: KafkaConsumer, control: KafkaPartitionConsumer,
                         producer: KafkaProducer) async {
         let numbers = partitions.filter { $0.topic == configuration.topics.workflows }.map { Int($0.partition) }
-        state.withLock { state in
-            state.joinedGroup = true
-            state.opening.formUnion(numbers)
-        }
         logger.info("assigned shards \(numbers.sorted())")
-        var controlAssignments: [TopicPartitionOffset] = []
         for number in numbers {
-            guard let shard = await open(number) else { continue }
-            let offsets: (workflows: Int64?, control: Int64?)
-            do {
-                offsets = try shard.nextOffsets()
-            } catch {
-                logger.error("shard \(number): cannot read its offsets: \(error)")
-                offsets = (nil, nil)
-            }
-            if offsets.workflows == nil, !configuration.adoptMissingStores,
-               let committed = await groupProgress(of: number, consumer: consumer), committed > 0 {
-                // The group has applied input of this shard before, but this data directory has no store for it:
-                // its state lives in another data directory. Starting from an empty store would run its
-                // workflows again, so the shard is left alone (and reported) until an operator decides.
-                logger.critical("shard \(number): the group has consumed it up to offset \(committed) but \(configuration.dataDirectory) has no store for it; not running it (point --data-dir at its store, or pass --adopt-missing-stores to start it empty)")
-                await shard.close(drainTimeout: .zero)
-                state.withLock { state in
-                    state.opening.remove(number)
-                    state.refused.insert(number)
-                }
-                continue
-            }
-            if let next = offsets.workflows {
+            let accepted: Bool = state.withLock { state in
+                state.joinedGroup = true
                 do {
-                    try await consumer.seek(topic: configuration.topics.workflows, partition: Int32(number), offset: next)
+                    try state.ownership.assign(number)
+                    return true
                 } catch {
-                    // Still correct: the store skips offsets it has applied; only a store behind Kafka's committed
-                    // offset would miss messages, and offsets are committed only after the store has them.
-                    logger.warning("shard \(number): seek to \(next) failed: \(error)")
+                    logger.error("\(error)")
+                    return false
                 }
             }
-            controlAssignments.append(TopicPartitionOffset(
-                topic: configuration.topics.control, partition: Int32(number),
-                offset: offsets.control ?? TopicPartitionOffset.beginning))
-            shard.start()
-            let publisher = OutboxPublisher(shard: shard, producer: producer, topics: configuration.topics,
-                                            logger: logger)
-            let publishing = Task { await publisher.run() }
+            guard accepted else { continue }
+            let task = Task { await self.openShard(number, consumer: consumer, control: control, producer: producer) }
+            state.withLock { $0.ownership.opening(number, task: task) }
+        }
+        if numbers.isEmpty { state.withLock { $0.joinedGroup = true } }
+    }
+
+    /// Opens one assigned shard and runs it: starts its loops and publisher, then points the consumers at
+    /// its stored offsets (after it runs, so nothing read from there on is dropped).
+    private func openShard(_ number: Int, consumer: KafkaConsumer, control: KafkaPartitionConsumer,
+                           producer: KafkaProducer) async {
+        guard let shard = await open(number) else {
+            state.withLock { $0.ownership.openFailed(number) }
+            return
+        }
+        let offsets: (workflows: Int64?, control: Int64?)
+        do {
+            offsets = try shard.nextOffsets()
+        } catch {
+            logger.error("shard \(number): cannot read its offsets: \(error)")
+            offsets = (nil, nil)
+        }
+        if offsets.workflows == nil, !configuration.adoptMissingStores,
+           let committed = await groupProgress(of: number, consumer: consumer), committed > 0 {
+            // The group has applied input of this shard before, but this data directory has no store for it:
+            // its state lives in another data directory. Starting from an empty store would run its
+            // workflows again, so the shard is left alone (and reported) until an operator decides.
+            logger.critical("shard \(number): the group has consumed it up to offset \(committed) but \(configuration.dataDirectory) has no store for it; not running it (point --data-dir at its store, or pass --adopt-missing-stores to start it empty)")
+            await shard.close(drainTimeout: .zero)
             state.withLock { state in
-                state.shards[number] = OwnedShard(shard: shard, publisher: publisher, publishing: publishing)
-                state.opening.remove(number)
+                do { try state.ownership.refuse(number) } catch { logger.info("\(error)") }
+            }
+            return
+        }
+        let publisher = OutboxPublisher(shard: shard, producer: producer, topics: configuration.topics, logger: logger)
+        let action: ShardOwnerships.OpenedAction
+        do {
+            try shard.start()
+            let publishing = Task { await publisher.run() }
+            let owned = OwnedShard(shard: shard, publisher: publisher, publishing: publishing)
+            action = try state.withLock { try $0.ownership.opened(number, owned) }
+            if case .close = action {
+                // Revoked while it opened: the revoke waits for this task, which gives the store back.
+                await settle(number, owned)
+                return
+            }
+        } catch {
+            logger.error("shard \(number): \(error)")
+            await shard.close(drainTimeout: .zero)
+            state.withLock { $0.ownership.openFailed(number) }
+            return
+        }
+        if let next = offsets.workflows {
+            do {
+                try await consumer.seek(topic: configuration.topics.workflows, partition: Int32(number), offset: next)
+            } catch {
+                // Still correct: the store skips offsets it has applied; only a store behind Kafka's committed
+                // offset would miss messages, and offsets are committed only after the store has them.
+                logger.warning("shard \(number): seek to \(next) failed: \(error)")
             }
         }
         do {
-            if !controlAssignments.isEmpty { try await control.assign(controlAssignments) }
+            try await control.assign([TopicPartitionOffset(topic: configuration.topics.control, partition: Int32(number),
+                                                           offset: offsets.control ?? TopicPartitionOffset.beginning)])
         } catch {
-            logger.error("cannot assign control partitions: \(error)")
+            logger.error("shard \(number): cannot assign its control partition: \(error)")
         }
     }
 
@@ -298,24 +325,39 @@ public final class Worker: Service, Sendable {
                 break
             }
         }
-        _ = state.withLock { $0.opening.remove(number) }
         return nil
     }
 
     private func revoke(_ partitions: [TopicPartition], control: KafkaPartitionConsumer) async {
         let numbers = partitions.filter { $0.topic == configuration.topics.workflows }.map { Int($0.partition) }
         logger.info("revoked shards \(numbers.sorted())")
-        state.withLock { $0.refused.subtract(numbers) }
         do {
             try await control.unassign(numbers.map { TopicPartition(topic: configuration.topics.control, partition: Int32($0)) })
         } catch {
             logger.error("cannot unassign control partitions: \(error)")
         }
-        let owned = state.withLock { state in numbers.compactMap { number in state.shards.removeValue(forKey: number).map { (number, $0) } } }
+        let actions = state.withLock { state in numbers.map { ($0, state.ownership.revoke($0)) } }
         await withTaskGroup(of: Void.self) { group in
-            for (number, shard) in owned {
-                group.addTask { await self.settle(number, shard) }
+            for (number, action) in actions {
+                group.addTask { await self.apply(action, to: number) }
             }
+        }
+    }
+
+    /// Carries out a revoke: settles a running shard, or cancels an open and waits for it to give the
+    /// store back. The shard is closed afterwards.
+    private func apply(_ action: ShardOwnerships.RevokeAction, to number: Int) async {
+        switch action {
+        case .settle(let owned):
+            await settle(number, owned)
+        case .cancelOpening(let task):
+            task?.cancel()
+            await task?.value
+        case .none:
+            return
+        }
+        state.withLock { state in
+            do { try state.ownership.settled(number) } catch { logger.error("\(error)") }
         }
     }
 
@@ -347,7 +389,7 @@ public final class Worker: Service, Sendable {
 
     private func refreshGauges(consumer: KafkaConsumer) async {
         while !Task.isCancelled {
-            let owned = state.withLock { $0.shards }
+            let owned = state.withLock { $0.ownership.running }
             var snapshots: [Int: ShardSnapshot] = [:]
             for (number, entry) in owned {
                 guard let stats = try? entry.shard.stats() else { continue }
@@ -390,7 +432,8 @@ extension Worker {
     /// The latest snapshots of the owned shards, by shard number (at most 2 s old).
     public func shardSnapshots() -> [ShardSnapshot] {
         state.withLock { state in
-            state.snapshots.filter { state.shards[$0.key] != nil }.values.sorted { $0.shard < $1.shard }
+            let running = state.ownership.running
+            return state.snapshots.filter { running[$0.key] != nil }.values.sorted { $0.shard < $1.shard }
         }
     }
 
@@ -401,7 +444,7 @@ extension Worker {
     public func lookUpWorkflow(_ workflowId: String) throws -> ConsoleWorkflow? {
         guard let count = workflowsPartitionCount, count > 0 else { return nil }
         let number = ShardRouting.partition(ofWorkflowId: workflowId, partitionCount: count)
-        guard let owned = state.withLock({ $0.shards[number] }) else {
+        guard let owned = state.withLock({ $0.ownership.runningShard(number) }) else {
             return ConsoleWorkflow(workflowId: workflowId, shard: number, ownedHere: false, detail: nil)
         }
         return ConsoleWorkflow(workflowId: workflowId, shard: number, ownedHere: true,
@@ -410,7 +453,7 @@ extension Worker {
 
     /// Stuck, parked, recently failed workflows and retrying steps of every owned shard.
     public func shardLists(limit: Int = 20) -> [ShardLists] {
-        let owned = state.withLock { $0.shards }
+        let owned = state.withLock { $0.ownership.running }
         return owned.keys.sorted().compactMap { try? owned[$0]?.shard.lists(limit: limit) }
     }
 }

@@ -1,0 +1,138 @@
+import ShardflowEngine
+
+/// A worker's ownership of each shard the group gave it, as a state machine. Each event returns the
+/// action the worker takes; an event the shard's state does not allow throws instead of doing nothing.
+///
+///     (closed) --assign--> opening --opened--> running --revoke--> settling --settled--> (closed)
+///                             |  \--refuse--> refused --revoke--> (closed)
+///                             |   \--openFailed--> (closed)
+///                             \--revoke--> settling (the open is cancelled; a store that opened anyway is closed)
+struct ShardOwnerships {
+    enum State {
+        /// Its store is being opened (the task may wait for the previous owner's lock).
+        case opening(Task<Void, Never>?)
+        case running(Worker.OwnedShard)
+        /// Revoked: stopping, publishing what is left, closing.
+        case settling
+        /// Its store is not in this data directory (see `adoptMissingStores`); left alone until revoked.
+        case refused
+
+        var name: String {
+            switch self {
+            case .opening: return "opening"
+            case .running: return "running"
+            case .settling: return "settling"
+            case .refused: return "refused"
+            }
+        }
+    }
+
+    struct IllegalTransition: Error, CustomStringConvertible {
+        let shard: Int
+        let event: String
+        let state: String
+        var description: String { "shard \(shard): \(event) is not allowed while \(state)" }
+    }
+
+    /// Shards not in the table are closed.
+    private(set) var states: [Int: State] = [:]
+
+    private func illegal(_ shard: Int, _ event: String) -> IllegalTransition {
+        IllegalTransition(shard: shard, event: event, state: states[shard]?.name ?? "closed")
+    }
+
+    var running: [Int: Worker.OwnedShard] {
+        states.compactMapValues { state in
+            if case .running(let owned) = state { return owned }
+            return nil
+        }
+    }
+
+    var opening: Set<Int> { Set(states.compactMap { if case .opening = $0.value { return $0.key } else { return nil } }) }
+    var refused: Set<Int> { Set(states.compactMap { if case .refused = $0.value { return $0.key } else { return nil } }) }
+
+    func runningShard(_ shard: Int) -> Worker.OwnedShard? {
+        if case .running(let owned) = states[shard] { return owned }
+        return nil
+    }
+
+    /// The group assigned the shard: open it.
+    mutating func assign(_ shard: Int) throws {
+        switch states[shard] {
+        case nil, .refused: states[shard] = .opening(nil)
+        case .opening, .running, .settling: throw illegal(shard, "assign")
+        }
+    }
+
+    /// The task that opens it, once started.
+    mutating func opening(_ shard: Int, task: Task<Void, Never>) {
+        if case .opening = states[shard] { states[shard] = .opening(task) }
+    }
+
+    enum OpenedAction {
+        /// Run it: it is now `running`.
+        case run
+        /// It was revoked while opening: close the store.
+        case close
+    }
+
+    /// Its store opened; `owned` is what runs it.
+    mutating func opened(_ shard: Int, _ owned: Worker.OwnedShard) throws -> OpenedAction {
+        switch states[shard] {
+        case .opening:
+            states[shard] = .running(owned)
+            return .run
+        case .settling:
+            return .close
+        case nil, .running, .refused:
+            throw illegal(shard, "opened")
+        }
+    }
+
+    /// The store could not be opened (locked past the timeout, or failing): not run here.
+    mutating func openFailed(_ shard: Int) {
+        if case .opening = states[shard] { states[shard] = nil }
+    }
+
+    /// Its store belongs to another data directory: left alone until revoked.
+    mutating func refuse(_ shard: Int) throws {
+        guard case .opening = states[shard] else { throw illegal(shard, "refuse") }
+        states[shard] = .refused
+    }
+
+    enum RevokeAction {
+        /// Settle the running shard.
+        case settle(Worker.OwnedShard)
+        /// Cancel the open and wait for it (it closes what it opened).
+        case cancelOpening(Task<Void, Never>?)
+        case none
+    }
+
+    /// The group took the shard back.
+    mutating func revoke(_ shard: Int) -> RevokeAction {
+        switch states[shard] {
+        case .running(let owned):
+            states[shard] = .settling
+            return .settle(owned)
+        case .opening(let task):
+            states[shard] = .settling
+            return .cancelOpening(task)
+        case .refused:
+            states[shard] = nil
+            return .none
+        case nil, .settling:
+            return .none
+        }
+    }
+
+    /// Settled (or its cancelled open finished): closed.
+    mutating func settled(_ shard: Int) throws {
+        guard case .settling = states[shard] else { throw illegal(shard, "settled") }
+        states[shard] = nil
+    }
+
+    /// The worker stops: every running shard is to be settled, and every open cancelled.
+    mutating func revokeAll() -> [(Int, RevokeAction)] {
+        states.keys.sorted().map { ($0, revoke($0)) }
+    }
+}
