@@ -2,6 +2,7 @@
 import PackageDescription
 
 // Layers, bottom up:
+//   ShardflowSupport the small shared helpers: AsyncSignal, ConditionLock, Duration conversions (standard library only)
 //   Crdkafka        system library over librdkafka's C headers
 //   ShardflowKafka  a small Swift face over librdkafka (producer, consumer group, admin, local broker)
 //   ShardflowJSON   JSON values, a fast reader and writer, and the Codable coder over them
@@ -38,10 +39,12 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
+        .target(name: "ShardflowSupport"),
         .target(
             name: "ShardflowKafka",
             dependencies: [
                 "Crdkafka",
+                "ShardflowSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -54,6 +57,7 @@ let package = Package(
             dependencies: [
                 "CShardflowCrashGuard",
                 "ShardflowJSON",
+                "ShardflowSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
@@ -94,9 +98,11 @@ let package = Package(
             dependencies: [
                 "Shardflow",
                 "ShardflowJSON",
+                "ShardflowSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .testTarget(name: "ShardflowSupportTests", dependencies: ["ShardflowSupport"]),
         .testTarget(name: "ShardflowJSONTests", dependencies: ["ShardflowJSON"]),
         .testTarget(name: "ShardflowEngineTests", dependencies: ["ShardflowEngine", "ShardflowJSON"]),
         .testTarget(name: "ShardflowKafkaTests", dependencies: ["ShardflowKafka"]),

@@ -1,3 +1,5 @@
+import ShardflowSupport
+
 /// Runs blocking librdkafka calls (commit, metadata, admin requests, close) one after another on a
 /// dedicated thread and hands the results back to async callers, so they never block the
 /// cooperative pool and never depend on a poll thread that may itself be waiting on the application.

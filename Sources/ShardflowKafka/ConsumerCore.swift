@@ -16,7 +16,7 @@ final class ConsumerCore: Sendable {
     let buffer: EventBuffer
     let executor: BlockingExecutor
     private let loop: ConsumerPollLoop
-    private let stopPolling = ConditionLockedFlag()
+    private let stopPolling = OnceFlag()
     private let pollThread: DedicatedThread
 
     init(configuration: KafkaConfiguration, extraDefaults: [String: String], logger: Logger, bufferCapacity: Int, maxBatch: Int, revokeTimeout: Duration) throws {
@@ -159,7 +159,7 @@ final class ConsumerPollLoop: @unchecked Sendable {
     let logger: Logger
     let maxBatch: Int
     let revokeTimeoutSeconds: Double
-    let closing = ConditionLockedFlag()
+    let closing = OnceFlag()
     private var pending: [KafkaMessage] = []
 
     init(client: NativeClient, buffer: EventBuffer, logger: Logger, maxBatch: Int, revokeTimeoutSeconds: Double) {

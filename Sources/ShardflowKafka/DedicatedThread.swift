@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -10,7 +11,7 @@ final class DedicatedThread: Sendable {
     // `nonisolated(unsafe)`: written once in `init` before any other thread can see the object, then
     // only read by `join`, which is called at most once (guarded by `joined`).
     nonisolated(unsafe) private var thread: pthread_t? = nil
-    private let joined = ConditionLockedFlag()
+    private let joined = OnceFlag()
 
     init(name: String, _ body: @escaping @Sendable () -> Void) {
         let box = Unmanaged.passRetained(ThreadBody(name: name, body: body)).toOpaque()
@@ -40,20 +41,15 @@ private final class ThreadBody {
     }
 }
 
-/// A flag that is set once; `setOnce` returns true only for the first caller.
-final class ConditionLockedFlag: Sendable {
-    private let lock = ConditionLock()
-    // `nonisolated(unsafe)`: only accessed while `lock` is held.
-    nonisolated(unsafe) private var value = false
+/// A flag that is set once; `setOnce` returns true only for the first caller. Nothing ever waits on it,
+/// so it is an atomic rather than a lock.
+final class OnceFlag: Sendable {
+    private let value = Atomic<Bool>(false)
 
     @discardableResult
     func setOnce() -> Bool {
-        lock.withLock {
-            if value { return false }
-            value = true
-            return true
-        }
+        value.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
     }
 
-    var isSet: Bool { lock.withLock { value } }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }

@@ -1,3 +1,5 @@
+import ShardflowSupport
+
 /// The bounded queue between a consumer's poll thread and the application.
 ///
 /// The poll thread blocks when the queue is full (back-pressure: librdkafka then stops fetching once

@@ -36,7 +36,7 @@ final class ClientCallbacks: Sendable {
 final class NativeClient: @unchecked Sendable {
     let handle: OpaquePointer
     private let callbacks: Unmanaged<ClientCallbacks>
-    private let destroyed = ConditionLockedFlag()
+    private let destroyed = OnceFlag()
 
     init(
         type: rd_kafka_type_t,
