@@ -69,6 +69,7 @@ let package = Package(
             name: "ShardflowLLM",
             dependencies: [
                 "ShardflowJSON",
+                "ShardflowSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -85,6 +86,7 @@ let package = Package(
                 "ShardflowJSON",
                 "ShardflowKafka",
                 "ShardflowLLM",
+                "ShardflowSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -105,8 +107,8 @@ let package = Package(
         .testTarget(name: "ShardflowSupportTests", dependencies: ["ShardflowSupport"]),
         .testTarget(name: "ShardflowJSONTests", dependencies: ["ShardflowJSON"]),
         .testTarget(name: "ShardflowEngineTests", dependencies: ["ShardflowEngine", "ShardflowJSON"]),
-        .testTarget(name: "ShardflowKafkaTests", dependencies: ["ShardflowKafka"]),
-        .testTarget(name: "ShardflowLLMTests", dependencies: ["ShardflowLLM"]),
-        .testTarget(name: "ShardflowTests", dependencies: ["Shardflow"]),
+        .testTarget(name: "ShardflowKafkaTests", dependencies: ["ShardflowKafka", "ShardflowSupport"]),
+        .testTarget(name: "ShardflowLLMTests", dependencies: ["ShardflowLLM", "ShardflowSupport"]),
+        .testTarget(name: "ShardflowTests", dependencies: ["Shardflow", "ShardflowSupport"]),
     ]
 )

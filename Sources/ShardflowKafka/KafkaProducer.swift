@@ -1,6 +1,7 @@
 import Crdkafka
 import Logging
 import ServiceLifecycle
+import ShardflowSupport
 import Synchronization
 
 /// A Kafka producer. Idempotent (`enable.idempotence=true`) and keyed with `murmur2_random` (the
@@ -109,7 +110,7 @@ public final class KafkaProducer: Sendable, Service {
     /// Waits until every queued message is delivered or `timeout` passes. Throws `_TIMED_OUT` if messages remain.
     public func flush(timeout: Duration = .seconds(30)) async throws {
         let client = client
-        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let ms = timeout.int32Milliseconds
         let error = try await executor.run { client.isDestroyed ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_flush(client.handle, ms) }
         if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(error) }
     }
@@ -117,7 +118,7 @@ public final class KafkaProducer: Sendable, Service {
     /// Flushes (up to `flushTimeout`), fails what is still queued with `_PURGE_QUEUE`, and frees the
     /// client. Sends after this fail with `_DESTROY`.
     public func close(flushTimeout: Duration = .seconds(10)) async {
-        let ms = Int32(clamping: flushTimeout.components.seconds * 1000)
+        let ms = flushTimeout.int32Milliseconds
         _ = try? await executor.run { [self] in shutdownNow(flushTimeoutMs: ms) }
         executor.shutdown()
     }
