@@ -95,10 +95,23 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
+        .target(
+            name: "ShardflowBench",
+            dependencies: [
+                "Shardflow",
+                "ShardflowEngine",
+                "ShardflowJSON",
+                "ShardflowKafka",
+                "ShardflowLLM",
+                "ShardflowSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "ShardflowCLI",
             dependencies: [
                 "Shardflow",
+                "ShardflowBench",
                 "ShardflowJSON",
                 "ShardflowSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -109,6 +122,6 @@ let package = Package(
         .testTarget(name: "ShardflowEngineTests", dependencies: ["ShardflowEngine", "ShardflowJSON"]),
         .testTarget(name: "ShardflowKafkaTests", dependencies: ["ShardflowKafka", "ShardflowSupport"]),
         .testTarget(name: "ShardflowLLMTests", dependencies: ["ShardflowLLM", "ShardflowSupport"]),
-        .testTarget(name: "ShardflowTests", dependencies: ["Shardflow", "ShardflowSupport"]),
+        .testTarget(name: "ShardflowTests", dependencies: ["Shardflow", "ShardflowBench", "ShardflowSupport"]),
     ]
 )

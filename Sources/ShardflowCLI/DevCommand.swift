@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Shardflow
+import ShardflowBench
 import ShardflowSupport
 
 struct DevCommand: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import Foundation
 import Shardflow
+import ShardflowBench
 import ShardflowKafka
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Shardflow
 import ShardflowKafka
 import ShardflowLLM
 import ShardflowSupport
