@@ -49,6 +49,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "ShardflowTesting",
+            dependencies: [
+                "ShardflowKafka",
+                "ShardflowSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(name: "ShardflowJSON"),
         // The crash guard's signal handler: C, because only async-signal-safe code may run in it.
         .target(name: "CShardflowCrashGuard"),
@@ -104,6 +112,7 @@ let package = Package(
                 "ShardflowKafka",
                 "ShardflowLLM",
                 "ShardflowSupport",
+                "ShardflowTesting",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -120,8 +129,8 @@ let package = Package(
         .testTarget(name: "ShardflowSupportTests", dependencies: ["ShardflowSupport"]),
         .testTarget(name: "ShardflowJSONTests", dependencies: ["ShardflowJSON"]),
         .testTarget(name: "ShardflowEngineTests", dependencies: ["ShardflowEngine", "ShardflowJSON"]),
-        .testTarget(name: "ShardflowKafkaTests", dependencies: ["ShardflowKafka", "ShardflowSupport"]),
+        .testTarget(name: "ShardflowKafkaTests", dependencies: ["ShardflowKafka", "ShardflowSupport", "ShardflowTesting"]),
         .testTarget(name: "ShardflowLLMTests", dependencies: ["ShardflowLLM", "ShardflowSupport"]),
-        .testTarget(name: "ShardflowTests", dependencies: ["Shardflow", "ShardflowBench", "ShardflowSupport"]),
+        .testTarget(name: "ShardflowTests", dependencies: ["Shardflow", "ShardflowBench", "ShardflowSupport", "ShardflowTesting"]),
     ]
 )

@@ -37,7 +37,7 @@ final class ConsumerCore: Sendable {
         let loop = ConsumerPollLoop(client: client, buffer: buffer, logger: logger, maxBatch: max(1, maxBatch), revokeTimeout: revokeTimeout)
         self.loop = loop
         relay.loop = loop
-        executor = BlockingExecutor(name: "kafka-cons-io")
+        executor = BlockingExecutor(name: "kafka-cons-io", refusal: KafkaError.closed)
         rd_kafka_poll_set_consumer(client.handle)
         let stop = stopPolling
         pollThread = DedicatedThread(name: "kafka-consumer") {

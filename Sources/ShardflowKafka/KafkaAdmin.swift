@@ -24,7 +24,7 @@ public struct TopicMetadata: Sendable, Hashable {
 /// Topic administration and metadata. Every call runs on a dedicated thread.
 public final class KafkaAdmin: Sendable {
     private let client: NativeClient
-    private let executor = BlockingExecutor(name: "kafka-admin")
+    private let executor = BlockingExecutor(name: "kafka-admin", refusal: KafkaError.closed)
     /// How long one admin or metadata request may take.
     public let requestTimeout: Duration
 

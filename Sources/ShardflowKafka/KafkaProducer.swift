@@ -45,7 +45,7 @@ public final class KafkaProducer: Sendable, Service {
         pollThread = DedicatedThread(name: "kafka-producer") {
             while !stop.isSet { rd_kafka_poll(client.handle, 100) }
         }
-        executor = BlockingExecutor(name: "kafka-prod-io")
+        executor = BlockingExecutor(name: "kafka-prod-io", refusal: KafkaError.closed)
     }
 
     deinit {

@@ -1,5 +1,6 @@
 import Crdkafka
 import Logging
+import ShardflowSupport
 
 /// What librdkafka calls back into. One per client; librdkafka reaches it through the client's opaque.
 /// The closures are set once at creation and may run on any librdkafka thread.

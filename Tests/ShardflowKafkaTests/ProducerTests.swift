@@ -1,4 +1,5 @@
 import ShardflowSupport
+import ShardflowTesting
 import Testing
 @testable import ShardflowKafka
 

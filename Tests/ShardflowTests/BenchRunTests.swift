@@ -1,7 +1,7 @@
 import Foundation
 import Shardflow
 import ShardflowBench
-import ShardflowKafka
+import ShardflowTesting
 import Testing
 
 extension Integration {

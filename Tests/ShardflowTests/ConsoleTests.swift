@@ -4,6 +4,7 @@ import ShardflowEngine
 import ShardflowJSON
 import ShardflowKafka
 import ShardflowSupport
+import ShardflowTesting
 import Testing
 
 extension Integration {

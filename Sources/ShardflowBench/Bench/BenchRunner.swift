@@ -6,6 +6,7 @@ import ShardflowJSON
 import ShardflowKafka
 import ShardflowLLM
 import ShardflowSupport
+import ShardflowTesting
 import Synchronization
 
 /// What `shardflow bench` runs.

@@ -4,6 +4,7 @@ import Shardflow
 import ShardflowKafka
 import ShardflowLLM
 import ShardflowSupport
+import ShardflowTesting
 
 /// `shardflow dev`: a whole Shardflow on this machine to play with. It starts the embedded broker (Tansu),
 /// creates the topics, starts the mock LLM and one worker process with its web console (operator actions

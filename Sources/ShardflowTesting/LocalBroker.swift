@@ -1,5 +1,6 @@
-import Crdkafka
+import Foundation
 import Logging
+import ShardflowKafka
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -68,8 +69,7 @@ public final class LocalBroker: Sendable {
             }
             return path
         }
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let cwd = getcwd(&buffer, buffer.count) != nil ? string(fromCBuffer: buffer) : "."
+        let cwd = FileManager.default.currentDirectoryPath
         let path = cwd + "/.tools/bin/tansu"
         guard access(path, X_OK) == 0 else {
             throw LocalBrokerError(description: "the Tansu broker was not found (set SHARDFLOW_TANSU or run scripts/setup.sh, which installs .tools/bin/tansu)")

@@ -1,4 +1,6 @@
+import Foundation
 import Logging
+import ShardflowSupport
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -54,8 +56,7 @@ public final class LocalObjectStore: Sendable {
             }
             return path
         }
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let cwd = getcwd(&buffer, buffer.count) != nil ? string(fromCBuffer: buffer) : "."
+        let cwd = FileManager.default.currentDirectoryPath
         let path = cwd + "/.tools/moto/bin/moto_server"
         guard access(path, X_OK) == 0 else {
             throw LocalBrokerError(description: "moto's S3 server was not found (set SHARDFLOW_MOTO_SERVER or run scripts/setup.sh, which installs .tools/moto/bin/moto_server)")
