@@ -79,10 +79,20 @@ let package = Package(
                 "ShardflowJSON",
                 "ShardflowSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "ShardflowMockLLM",
+            dependencies: [
+                "ShardflowJSON",
+                "ShardflowLLM",
+                "ShardflowSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -111,6 +121,7 @@ let package = Package(
                 "ShardflowJSON",
                 "ShardflowKafka",
                 "ShardflowLLM",
+                "ShardflowMockLLM",
                 "ShardflowSupport",
                 "ShardflowTesting",
                 .product(name: "Logging", package: "swift-log"),
@@ -122,6 +133,7 @@ let package = Package(
                 "Shardflow",
                 "ShardflowBench",
                 "ShardflowJSON",
+                "ShardflowMockLLM",
                 "ShardflowSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -130,7 +142,7 @@ let package = Package(
         .testTarget(name: "ShardflowJSONTests", dependencies: ["ShardflowJSON"]),
         .testTarget(name: "ShardflowEngineTests", dependencies: ["ShardflowEngine", "ShardflowJSON"]),
         .testTarget(name: "ShardflowKafkaTests", dependencies: ["ShardflowKafka", "ShardflowSupport", "ShardflowTesting"]),
-        .testTarget(name: "ShardflowLLMTests", dependencies: ["ShardflowLLM", "ShardflowSupport"]),
-        .testTarget(name: "ShardflowTests", dependencies: ["Shardflow", "ShardflowBench", "ShardflowSupport", "ShardflowTesting"]),
+        .testTarget(name: "ShardflowLLMTests", dependencies: ["ShardflowLLM", "ShardflowMockLLM", "ShardflowSupport"]),
+        .testTarget(name: "ShardflowTests", dependencies: ["Shardflow", "ShardflowBench", "ShardflowMockLLM", "ShardflowSupport", "ShardflowTesting"]),
     ]
 )

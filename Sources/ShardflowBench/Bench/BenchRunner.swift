@@ -5,6 +5,7 @@ import ShardflowEngine
 import ShardflowJSON
 import ShardflowKafka
 import ShardflowLLM
+import ShardflowMockLLM
 import ShardflowSupport
 import ShardflowTesting
 import Synchronization

@@ -1,5 +1,6 @@
 import Foundation
 import ShardflowLLM
+import ShardflowMockLLM
 import ShardflowSupport
 import Synchronization
 

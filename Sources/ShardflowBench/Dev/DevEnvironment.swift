@@ -3,6 +3,7 @@ import Logging
 import Shardflow
 import ShardflowKafka
 import ShardflowLLM
+import ShardflowMockLLM
 import ShardflowSupport
 import ShardflowTesting
 

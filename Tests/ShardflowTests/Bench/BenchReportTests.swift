@@ -2,6 +2,7 @@ import Foundation
 import Shardflow
 import ShardflowBench
 import ShardflowLLM
+import ShardflowMockLLM
 import Testing
 
 #if canImport(FoundationXML)

@@ -1,4 +1,5 @@
 import Foundation
+import ShardflowLLM
 import ShardflowSupport
 import Synchronization
 
