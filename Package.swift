@@ -2,13 +2,20 @@
 import PackageDescription
 
 // Layers, bottom up:
-//   Crdkafka        system library over librdkafka's C headers
-//   ShardflowKafka  a small Swift face over librdkafka (producer, consumer group, admin, local broker)
-//   ShardflowJSON   JSON values, a fast reader and writer, and the Codable coder over them
-//   ShardflowEngine the per-shard store, replay, task queue, executor (no Kafka)
-//   ShardflowLLM    the Anthropic Messages API step and the mock LLM server
-//   Shardflow       the worker runtime wiring the engine to Kafka
-//   shardflow       the command line
+//   ShardflowSupport  small shared helpers: AsyncSignal, ConditionLock, dedicated threads, Duration
+//                     conversions, zero padding (standard library, Synchronization and libc only)
+//   Crdkafka          system library over librdkafka's C headers
+//   ShardflowKafka    a small Swift face over librdkafka (producer, consumer group, admin)
+//   ShardflowJSON     JSON values, a fast reader and writer, and the Codable coder over them
+//   ShardflowEngine   the per-shard store, replay, task queue, executor (no Kafka); its crash guard's
+//                     signal handler is the C target CShardflowCrashGuard
+//   ShardflowLLM      the Anthropic Messages API client, its rate limiter and the step identity
+//   Shardflow         the worker runtime wiring the engine to Kafka
+// Test and tool modules, on top; the libraries above never depend on them:
+//   ShardflowTesting  the local Tansu broker (and its object store) and the child-process helper
+//   ShardflowMockLLM  the mock LLM server
+//   ShardflowBench    the benchmark, the fault drill and the dev environment
+//   shardflow         the command line (ShardflowCLI)
 let package = Package(
     name: "shardflow",
     platforms: [.macOS(.v15)],
@@ -19,6 +26,9 @@ let package = Package(
         .library(name: "ShardflowJSON", targets: ["ShardflowJSON"]),
         .library(name: "ShardflowKafka", targets: ["ShardflowKafka"]),
         .library(name: "ShardflowLLM", targets: ["ShardflowLLM"]),
+        // For the tests of code built on Shardflow: a local broker and a mock of the Messages API.
+        .library(name: "ShardflowTesting", targets: ["ShardflowTesting"]),
+        .library(name: "ShardflowMockLLM", targets: ["ShardflowMockLLM"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -31,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -38,12 +49,22 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
+        .target(name: "ShardflowSupport"),
         .target(
             name: "ShardflowKafka",
             dependencies: [
                 "Crdkafka",
+                "ShardflowSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "ShardflowTesting",
+            dependencies: [
+                "ShardflowKafka",
+                "ShardflowSupport",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(name: "ShardflowJSON"),
@@ -54,6 +75,7 @@ let package = Package(
             dependencies: [
                 "CShardflowCrashGuard",
                 "ShardflowJSON",
+                "ShardflowSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
@@ -65,11 +87,22 @@ let package = Package(
             name: "ShardflowLLM",
             dependencies: [
                 "ShardflowJSON",
+                "ShardflowSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "ShardflowMockLLM",
+            dependencies: [
+                "ShardflowJSON",
+                "ShardflowLLM",
+                "ShardflowSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -81,6 +114,7 @@ let package = Package(
                 "ShardflowJSON",
                 "ShardflowKafka",
                 "ShardflowLLM",
+                "ShardflowSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -89,18 +123,36 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
+        .target(
+            name: "ShardflowBench",
+            dependencies: [
+                "Shardflow",
+                "ShardflowEngine",
+                "ShardflowJSON",
+                "ShardflowKafka",
+                "ShardflowLLM",
+                "ShardflowMockLLM",
+                "ShardflowSupport",
+                "ShardflowTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "ShardflowCLI",
             dependencies: [
                 "Shardflow",
+                "ShardflowBench",
                 "ShardflowJSON",
+                "ShardflowMockLLM",
+                "ShardflowSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .testTarget(name: "ShardflowSupportTests", dependencies: ["ShardflowSupport"]),
         .testTarget(name: "ShardflowJSONTests", dependencies: ["ShardflowJSON"]),
         .testTarget(name: "ShardflowEngineTests", dependencies: ["ShardflowEngine", "ShardflowJSON"]),
-        .testTarget(name: "ShardflowKafkaTests", dependencies: ["ShardflowKafka"]),
-        .testTarget(name: "ShardflowLLMTests", dependencies: ["ShardflowLLM"]),
-        .testTarget(name: "ShardflowTests", dependencies: ["Shardflow"]),
+        .testTarget(name: "ShardflowKafkaTests", dependencies: ["ShardflowKafka", "ShardflowSupport", "ShardflowTesting"]),
+        .testTarget(name: "ShardflowLLMTests", dependencies: ["ShardflowLLM", "ShardflowMockLLM", "ShardflowSupport"]),
+        .testTarget(name: "ShardflowTests", dependencies: ["Shardflow", "ShardflowBench", "ShardflowMockLLM", "ShardflowSupport", "ShardflowTesting"]),
     ]
 )

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Shardflow
+import ShardflowBench
 import ShardflowEngine
 import ShardflowLLM
 

@@ -2,7 +2,8 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Shardflow
-import Synchronization
+import ShardflowBench
+import ShardflowSupport
 
 struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -55,44 +56,16 @@ struct DevCommand: AsyncParsableCommand {
 
     /// Returns at the first SIGINT or SIGTERM.
     static func interrupted() async {
-        let once = Once()
+        let signalled = AsyncSignal()
         var sources: [any DispatchSourceSignal] = []
         for number in [SIGINT, SIGTERM] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { once.fire() }
+            source.setEventHandler { signalled.notify() }
             source.resume()
             sources.append(source)
         }
-        await once.wait()
+        await signalled.wait()
         for source in sources { source.cancel() }
-    }
-
-    /// Fires once, however many signals arrive; `wait()` returns once it has fired.
-    final class Once: Sendable {
-        private struct State {
-            var continuation: CheckedContinuation<Void, Never>?
-            var fired = false
-        }
-        private let state = Mutex(State())
-
-        func wait() async {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let fired = state.withLock { state -> Bool in
-                    if !state.fired { state.continuation = continuation }
-                    return state.fired
-                }
-                if fired { continuation.resume() }
-            }
-        }
-
-        func fire() {
-            let taken = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                state.fired = true
-                defer { state.continuation = nil }
-                return state.continuation
-            }
-            taken?.resume()
-        }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Shardflow
+import ShardflowBench
 import ShardflowKafka
 
 struct DrillCommand: AsyncParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ShardflowLLM
+import ShardflowMockLLM
 
 struct MockLLMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,6 +3,7 @@ import Foundation
 import Shardflow
 import ShardflowEngine
 import ShardflowJSON
+import ShardflowSupport
 
 struct SubmitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,7 +37,7 @@ struct SubmitCommand: AsyncParsableCommand {
                                                version: version)
             let started = ContinuousClock.now
             try await client.startAll(messages) { delivered in
-                let seconds = max(0.001, (ContinuousClock.now - started).seconds)
+                let seconds = max(0.001, (ContinuousClock.now - started).timeInterval)
                 FileHandle.standardError.write(Data("\rsubmitted \(delivered)/\(count) (\(Int(Double(delivered) / seconds))/s)".utf8))
             }
             FileHandle.standardError.write(Data("\n".utf8))

@@ -1,5 +1,6 @@
 import Crdkafka
 import Logging
+import ShardflowSupport
 
 /// What both consumers share: the librdkafka handle, its poll thread, the event buffer and the
 /// blocking-call thread.
@@ -16,7 +17,7 @@ final class ConsumerCore: Sendable {
     let buffer: EventBuffer
     let executor: BlockingExecutor
     private let loop: ConsumerPollLoop
-    private let stopPolling = ConditionLockedFlag()
+    private let stopPolling = OnceFlag()
     private let pollThread: DedicatedThread
 
     init(configuration: KafkaConfiguration, extraDefaults: [String: String], logger: Logger, bufferCapacity: Int, maxBatch: Int, revokeTimeout: Duration) throws {
@@ -33,11 +34,10 @@ final class ConsumerCore: Sendable {
         for (key, value) in extraDefaults { defaults[key] = value }
         let client = try NativeClient(type: RD_KAFKA_CONSUMER, configuration: configuration, defaults: defaults, callbacks: callbacks)
         self.client = client
-        let seconds = Double(revokeTimeout.components.seconds) + Double(revokeTimeout.components.attoseconds) / 1e18
-        let loop = ConsumerPollLoop(client: client, buffer: buffer, logger: logger, maxBatch: max(1, maxBatch), revokeTimeoutSeconds: seconds)
+        let loop = ConsumerPollLoop(client: client, buffer: buffer, logger: logger, maxBatch: max(1, maxBatch), revokeTimeout: revokeTimeout)
         self.loop = loop
         relay.loop = loop
-        executor = BlockingExecutor(name: "kafka-cons-io")
+        executor = BlockingExecutor(name: "kafka-cons-io", refusal: KafkaError.closed)
         rd_kafka_poll_set_consumer(client.handle)
         let stop = stopPolling
         pollThread = DedicatedThread(name: "kafka-consumer") {
@@ -61,7 +61,7 @@ final class ConsumerCore: Sendable {
     /// The group's committed offsets of these partitions (`TopicPartitionOffset.stored`-like negative values when none).
     func committed(_ partitions: [TopicPartition], timeout: Duration) async throws -> [TopicPartitionOffset] {
         let client = client
-        let ms = Int32(clamping: timeout.components.seconds * 1000)
+        let ms = timeout.int32Milliseconds
         return try await executor.run {
             guard !client.isDestroyed else { throw KafkaError.closed }
             let list = PartitionList.make(partitions)
@@ -74,7 +74,7 @@ final class ConsumerCore: Sendable {
 
     func seek(_ offsets: [TopicPartitionOffset], timeout: Duration) async throws {
         let client = client
-        let ms = Int32(clamping: timeout.components.seconds * 1000)
+        let ms = timeout.int32Milliseconds
         try await executor.run {
             guard !client.isDestroyed else { throw KafkaError.closed }
             let list = PartitionList.make(offsets)
@@ -158,16 +158,16 @@ final class ConsumerPollLoop: @unchecked Sendable {
     let buffer: EventBuffer
     let logger: Logger
     let maxBatch: Int
-    let revokeTimeoutSeconds: Double
-    let closing = ConditionLockedFlag()
+    let revokeTimeout: Duration
+    let closing = OnceFlag()
     private var pending: [KafkaMessage] = []
 
-    init(client: NativeClient, buffer: EventBuffer, logger: Logger, maxBatch: Int, revokeTimeoutSeconds: Double) {
+    init(client: NativeClient, buffer: EventBuffer, logger: Logger, maxBatch: Int, revokeTimeout: Duration) {
         self.client = client
         self.buffer = buffer
         self.logger = logger
         self.maxBatch = maxBatch
-        self.revokeTimeoutSeconds = revokeTimeoutSeconds
+        self.revokeTimeout = revokeTimeout
     }
 
     /// Leaves the group; the rebalance callback runs here one last time, without waiting. Messages
@@ -234,7 +234,7 @@ final class ConsumerPollLoop: @unchecked Sendable {
             buffer.put(.assigned(partitions), force: closing.isSet)
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             let sequence = buffer.put(.revoked(partitions), force: true)
-            if let sequence, !closing.isSet, !buffer.waitUntilAcknowledged(sequence, seconds: revokeTimeoutSeconds) {
+            if let sequence, !closing.isSet, !buffer.waitUntilAcknowledged(sequence, timeout: revokeTimeout) {
                 logger.warning("revoked partitions handed over before the application acknowledged", metadata: ["count": "\(partitions.count)"])
             }
             if cooperative {

@@ -1,4 +1,5 @@
 import Crdkafka
+import Synchronization
 
 /// The per-message opaque handed to librdkafka: resolved exactly once by the delivery callback.
 final class DeliveryTarget: Sendable {
@@ -21,33 +22,34 @@ final class DeliveryTarget: Sendable {
 
 /// Collects the reports of one `sendAll` batch and resumes its caller when the last one arrives.
 final class BatchCollector: Sendable {
-    private let lock = ConditionLock()
-    // `nonisolated(unsafe)`: all three are only touched while `lock` is held.
-    nonisolated(unsafe) private var results: [Result<DeliveryReport, KafkaError>?]
-    nonisolated(unsafe) private var remaining: Int
-    nonisolated(unsafe) private var continuation: CheckedContinuation<[Result<DeliveryReport, KafkaError>], Never>?
+    private struct State {
+        var results: [Result<DeliveryReport, KafkaError>?]
+        var remaining: Int
+        var continuation: CheckedContinuation<[Result<DeliveryReport, KafkaError>], Never>?
+    }
+
+    private let state: Mutex<State>
 
     init(count: Int) {
-        results = Array(repeating: nil, count: count)
-        remaining = count
+        state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count))
     }
 
     func record(_ index: Int, _ result: Result<DeliveryReport, KafkaError>) {
-        let finished: (CheckedContinuation<[Result<DeliveryReport, KafkaError>], Never>, [Result<DeliveryReport, KafkaError>])? = lock.withLock {
-            results[index] = result
-            remaining -= 1
-            guard remaining == 0, let continuation else { return nil }
-            self.continuation = nil
-            return (continuation, results.map { $0! })
+        let finished: (CheckedContinuation<[Result<DeliveryReport, KafkaError>], Never>, [Result<DeliveryReport, KafkaError>])? = state.withLock { state in
+            state.results[index] = result
+            state.remaining -= 1
+            guard state.remaining == 0, let continuation = state.continuation else { return nil }
+            state.continuation = nil
+            return (continuation, state.results.map { $0! })
         }
         if let (continuation, all) = finished { continuation.resume(returning: all) }
     }
 
     func wait() async -> [Result<DeliveryReport, KafkaError>] {
         await withCheckedContinuation { continuation in
-            let ready: [Result<DeliveryReport, KafkaError>]? = lock.withLock {
-                if remaining == 0 { return results.map { $0! } }
-                self.continuation = continuation
+            let ready: [Result<DeliveryReport, KafkaError>]? = state.withLock { state in
+                if state.remaining == 0 { return state.results.map { $0! } }
+                state.continuation = continuation
                 return nil
             }
             if let ready { continuation.resume(returning: ready) }

@@ -1,3 +1,5 @@
+import ShardflowSupport
+
 /// The bounded queue between a consumer's poll thread and the application.
 ///
 /// The poll thread blocks when the queue is full (back-pressure: librdkafka then stops fetching once
@@ -42,10 +44,10 @@ final class EventBuffer: Sendable {
     }
 
     /// Blocks until the application asked for the event after `sequence`, the buffer is finished,
-    /// or `seconds` passed. Returns whether it was acknowledged.
-    func waitUntilAcknowledged(_ sequence: Int, seconds: Double) -> Bool {
+    /// or `timeout` passed. Returns whether it was acknowledged.
+    func waitUntilAcknowledged(_ sequence: Int, timeout: Duration) -> Bool {
         let clock = ContinuousClock()
-        let deadline = clock.now + .milliseconds(Int(seconds * 1000))
+        let deadline = clock.now + timeout
         return lock.withLock {
             while acknowledgedCount < sequence && !finished && clock.now < deadline { lock.wait(seconds: 0.05) }
             return acknowledgedCount >= sequence

@@ -1,5 +1,6 @@
 import Crdkafka
 import Logging
+import ShardflowSupport
 
 /// A topic to create.
 public struct NewTopic: Sendable, Hashable {
@@ -23,7 +24,7 @@ public struct TopicMetadata: Sendable, Hashable {
 /// Topic administration and metadata. Every call runs on a dedicated thread.
 public final class KafkaAdmin: Sendable {
     private let client: NativeClient
-    private let executor = BlockingExecutor(name: "kafka-admin")
+    private let executor = BlockingExecutor(name: "kafka-admin", refusal: KafkaError.closed)
     /// How long one admin or metadata request may take.
     public let requestTimeout: Duration
 
@@ -41,7 +42,7 @@ public final class KafkaAdmin: Sendable {
         client.destroy()
     }
 
-    private var timeoutMs: Int32 { Int32(clamping: requestTimeout.components.seconds * 1000) }
+    private var timeoutMs: Int32 { requestTimeout.int32Milliseconds }
 
     /// Creates the topics; one that already exists counts as created (whatever its partition count).
     public func createTopics(_ topics: [NewTopic]) async throws {

@@ -1,6 +1,8 @@
 import Crdkafka
 import Logging
 import ServiceLifecycle
+import ShardflowSupport
+import Synchronization
 
 /// A Kafka producer. Idempotent (`enable.idempotence=true`) and keyed with `murmur2_random` (the
 /// Java client's partitioner) unless the configuration says otherwise. Delivery reports are served
@@ -18,12 +20,15 @@ public final class KafkaProducer: Sendable, Service {
     private let client: NativeClient
     private let logger: Logger
     private let pollThread: DedicatedThread
-    private let stopPolling: ConditionLockedFlag
+    private let stopPolling: OnceFlag
     private let executor: BlockingExecutor
-    private let state = ConditionLock()
-    // `nonisolated(unsafe)`: both only touched while `state` is held.
-    nonisolated(unsafe) private var topics: [String: OpaquePointer] = [:]
-    nonisolated(unsafe) private var closed = false
+    /// librdkafka's topic handles by name, and whether the producer is closed. The lock is held while a
+    /// message is produced, so closing cannot destroy a handle in use.
+    private struct State {
+        var topics: [String: TopicHandle] = [:]
+        var closed = false
+    }
+    private let state = Mutex(State())
 
     public init(configuration: KafkaConfiguration, logger: Logger = Logger(label: "shardflow.kafka.producer")) throws {
         self.logger = logger
@@ -35,12 +40,12 @@ public final class KafkaProducer: Sendable, Service {
         )
         let client = try NativeClient(type: RD_KAFKA_PRODUCER, configuration: configuration, defaults: Self.defaultProperties, callbacks: callbacks)
         self.client = client
-        let stop = ConditionLockedFlag()
+        let stop = OnceFlag()
         stopPolling = stop
         pollThread = DedicatedThread(name: "kafka-producer") {
             while !stop.isSet { rd_kafka_poll(client.handle, 100) }
         }
-        executor = BlockingExecutor(name: "kafka-prod-io")
+        executor = BlockingExecutor(name: "kafka-prod-io", refusal: KafkaError.closed)
     }
 
     deinit {
@@ -69,14 +74,14 @@ public final class KafkaProducer: Sendable, Service {
     private func enqueue(_ message: KafkaProducerMessage, target: DeliveryTarget) async {
         let opaque = Unmanaged.passRetained(target).toOpaque()
         while true {
-            let outcome: rd_kafka_resp_err_t = state.withLock {
-                if closed { return RD_KAFKA_RESP_ERR__DESTROY }
+            let outcome: rd_kafka_resp_err_t = state.withLock { state in
+                if state.closed { return RD_KAFKA_RESP_ERR__DESTROY }
                 let topic: OpaquePointer
-                if let known = topics[message.topic] {
-                    topic = known
+                if let known = state.topics[message.topic] {
+                    topic = known.pointer
                 } else {
                     guard let created = rd_kafka_topic_new(client.handle, message.topic, nil) else { return rd_kafka_last_error() }
-                    topics[message.topic] = created
+                    state.topics[message.topic] = TopicHandle(pointer: created)
                     topic = created
                 }
                 let status = message.value.withUnsafeBytes { value in
@@ -105,7 +110,7 @@ public final class KafkaProducer: Sendable, Service {
     /// Waits until every queued message is delivered or `timeout` passes. Throws `_TIMED_OUT` if messages remain.
     public func flush(timeout: Duration = .seconds(30)) async throws {
         let client = client
-        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let ms = timeout.int32Milliseconds
         let error = try await executor.run { client.isDestroyed ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_flush(client.handle, ms) }
         if error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(error) }
     }
@@ -113,7 +118,7 @@ public final class KafkaProducer: Sendable, Service {
     /// Flushes (up to `flushTimeout`), fails what is still queued with `_PURGE_QUEUE`, and frees the
     /// client. Sends after this fail with `_DESTROY`.
     public func close(flushTimeout: Duration = .seconds(10)) async {
-        let ms = Int32(clamping: flushTimeout.components.seconds * 1000)
+        let ms = flushTimeout.int32Milliseconds
         _ = try? await executor.run { [self] in shutdownNow(flushTimeoutMs: ms) }
         executor.shutdown()
     }
@@ -125,11 +130,11 @@ public final class KafkaProducer: Sendable, Service {
     }
 
     private func shutdownNow(flushTimeoutMs: Int32) {
-        let handles: [OpaquePointer]? = state.withLock {
-            if closed { return nil }
-            closed = true
-            defer { topics = [:] }
-            return Array(topics.values)
+        let handles: [TopicHandle]? = state.withLock { state in
+            if state.closed { return nil }
+            state.closed = true
+            defer { state.topics = [:] }
+            return Array(state.topics.values)
         }
         guard let handles else { return }
         rd_kafka_flush(client.handle, flushTimeoutMs)
@@ -138,10 +143,16 @@ public final class KafkaProducer: Sendable, Service {
         stopPolling.setOnce()
         pollThread.join()
         rd_kafka_poll(client.handle, 0)
-        for handle in handles { rd_kafka_topic_destroy(handle) }
+        for handle in handles { rd_kafka_topic_destroy(handle.pointer) }
         client.destroy()
         logger.debug("Kafka producer closed")
     }
+}
+
+/// A librdkafka topic handle. `@unchecked Sendable`: librdkafka's topic handles may be used from any
+/// thread; the producer destroys them only after marking itself closed, under its lock.
+private struct TopicHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
 }
 
 private func withKey<T>(_ key: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> T) -> T {

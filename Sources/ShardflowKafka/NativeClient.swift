@@ -1,5 +1,6 @@
 import Crdkafka
 import Logging
+import ShardflowSupport
 
 /// What librdkafka calls back into. One per client; librdkafka reaches it through the client's opaque.
 /// The closures are set once at creation and may run on any librdkafka thread.
@@ -36,7 +37,7 @@ final class ClientCallbacks: Sendable {
 final class NativeClient: @unchecked Sendable {
     let handle: OpaquePointer
     private let callbacks: Unmanaged<ClientCallbacks>
-    private let destroyed = ConditionLockedFlag()
+    private let destroyed = OnceFlag()
 
     init(
         type: rd_kafka_type_t,

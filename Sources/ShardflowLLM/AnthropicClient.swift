@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import ShardflowJSON
+import ShardflowSupport
 import Synchronization
 
 /// Calls the Anthropic Messages API (`POST {baseURL}/v1/messages`), retrying what may succeed on
@@ -137,7 +138,7 @@ public final class AnthropicClient: LLMCompleting {
         let headers: HTTPHeaders
         let responseBody: ByteBuffer
         do {
-            let timeout = TimeAmount.nanoseconds(Int64(configuration.requestTimeout.inSeconds * 1e9))
+            let timeout = TimeAmount.nanoseconds(configuration.requestTimeout.nanoseconds)
             let turn = nextClient.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max
             let pool = httpClients[turn % httpClients.count]
             let response = try await pool.execute(request, timeout: timeout)
@@ -154,7 +155,7 @@ public final class AnthropicClient: LLMCompleting {
             return .failure(
                 LLMError(
                     kind: .httpStatus, status: status, message: redacted(Self.errorSummary(responseBody)),
-                    bodyExcerpt: redacted(Self.excerpt(responseBody)), retryAfterSeconds: retryAfter?.inSeconds,
+                    bodyExcerpt: redacted(Self.excerpt(responseBody)), retryAfterSeconds: retryAfter?.timeInterval,
                     attempts: attempt
                 )
             )

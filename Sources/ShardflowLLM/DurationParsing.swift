@@ -19,11 +19,3 @@ public func parseDuration(_ text: String) -> Duration? {
     }
     return nil
 }
-
-extension Duration {
-    /// The duration as floating-point seconds.
-    public var inSeconds: Double {
-        let parts = components
-        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import ShardflowSupport
 import Synchronization
 
 /// Limits of an organisation's use of the Messages API, per model and minute, as the API enforces them
@@ -82,7 +83,7 @@ public final class LLMRateLimiter: Sendable {
     }
 
     private func refill(_ bucket: inout Bucket, _ now: ContinuousClock.Instant) {
-        let elapsed = max(0, (now - bucket.refilledAt).inSeconds)
+        let elapsed = max(0, (now - bucket.refilledAt).timeInterval)
         let capacity = self.capacity
         func add(_ value: Double, _ perMinute: Int, _ cap: Double) -> Double {
             perMinute == 0 ? .infinity : min(cap, value + elapsed * Double(perMinute) / 60)
@@ -96,7 +97,7 @@ public final class LLMRateLimiter: Sendable {
     /// How long until the bucket holds what the waiter needs (0: now). A need above the bucket's capacity
     /// (one second of the limit) waits for a full bucket, then goes.
     private func wait(for input: Double, _ output: Double, in bucket: Bucket, now: ContinuousClock.Instant) -> Double {
-        if let paused = bucket.pausedUntil, paused > now { return (paused - now).inSeconds }
+        if let paused = bucket.pausedUntil, paused > now { return (paused - now).timeInterval }
         let capacity = self.capacity
         func seconds(_ have: Double, _ need: Double, _ perMinute: Int, _ cap: Double) -> Double {
             guard perMinute > 0 else { return 0 }

@@ -1,4 +1,5 @@
 import Foundation
+import ShardflowSupport
 
 /// How long to wait before the next attempt of a call.
 public struct RetryBackoff: Sendable, Equatable {
@@ -22,10 +23,10 @@ public struct RetryBackoff: Sendable, Equatable {
     public func delay(afterAttempt attempt: Int, retryAfter: Duration?, unitRandom: Double) -> Duration {
         let u = min(max(unitRandom, 0), 1)
         let exponent = Double(max(0, attempt - 1))
-        let exponential = min(initial.inSeconds * pow(2, min(exponent, 62)), maximum.inSeconds)
+        let exponential = min(initial.timeInterval * pow(2, min(exponent, 62)), maximum.timeInterval)
         let jittered = exponential * (0.5 + 0.5 * u)
         guard let retryAfter else { return .seconds(jittered) }
-        let honoured = min(retryAfter.inSeconds, maxRetryAfter.inSeconds) + initial.inSeconds * u
+        let honoured = min(retryAfter.timeInterval, maxRetryAfter.timeInterval) + initial.timeInterval * u
         return .seconds(max(honoured, jittered))
     }
 }

@@ -1,3 +1,4 @@
+import ShardflowTesting
 import Testing
 @testable import ShardflowKafka
 

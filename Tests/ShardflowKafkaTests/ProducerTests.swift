@@ -1,3 +1,5 @@
+import ShardflowSupport
+import ShardflowTesting
 import Testing
 @testable import ShardflowKafka
 
@@ -48,7 +50,7 @@ import Testing
         let started = clock.now
         let results = await producer.sendAll(messages)
         let elapsed = clock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.timeInterval
         print("producer throughput: \(messages.count) messages in \(elapsed): \(Int(Double(messages.count) / seconds)) msgs/s (librdkafka \(Librdkafka.version))")
         #expect(results.allSatisfy { (try? $0.get()) != nil })
         await producer.close()

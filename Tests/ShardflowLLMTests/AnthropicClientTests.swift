@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import ShardflowLLM
+import ShardflowMockLLM
 import Testing
 
 @Suite("Anthropic client against the mock LLM")

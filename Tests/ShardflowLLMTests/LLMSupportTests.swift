@@ -1,5 +1,6 @@
 import Foundation
 import ShardflowLLM
+import ShardflowSupport
 import Testing
 
 @Suite("LLM support")
@@ -36,7 +37,7 @@ struct LLMSupportTests {
     @Test("backoff grows exponentially with jitter, is capped, and honours retry-after")
     func backoff() {
         let policy = RetryBackoff(initial: .milliseconds(100), maximum: .seconds(1), maxRetryAfter: .seconds(10))
-        func close(_ a: Duration, _ b: Duration) -> Bool { abs((a - b).inSeconds) < 1e-9 }
+        func close(_ a: Duration, _ b: Duration) -> Bool { abs((a - b).timeInterval) < 1e-9 }
         #expect(close(policy.delay(afterAttempt: 1, retryAfter: nil, unitRandom: 0), .milliseconds(50)))
         #expect(close(policy.delay(afterAttempt: 1, retryAfter: nil, unitRandom: 1), .milliseconds(100)))
         #expect(close(policy.delay(afterAttempt: 3, retryAfter: nil, unitRandom: 1), .milliseconds(400)))

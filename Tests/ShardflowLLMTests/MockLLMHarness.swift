@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import ShardflowLLM
+import ShardflowMockLLM
 
 /// Starts a mock on an ephemeral port, hands a client pointed at it to `body`, then tears both down.
 func withMockLLM<T: Sendable>(

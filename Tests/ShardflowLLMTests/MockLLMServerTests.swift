@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import ShardflowLLM
+import ShardflowMockLLM
 import Testing
 
 @Suite("Mock LLM server")

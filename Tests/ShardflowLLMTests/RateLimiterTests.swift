@@ -1,5 +1,7 @@
 import Foundation
 import ShardflowLLM
+import ShardflowMockLLM
+import ShardflowSupport
 import Synchronization
 import Testing
 
@@ -25,7 +27,7 @@ struct RateLimiterTests {
             }
             try await group.waitForAll()
         }
-        let elapsed = (ContinuousClock.now - started).inSeconds
+        let elapsed = (ContinuousClock.now - started).timeInterval
         // The order calls go in is checked without timing in `priorityOrder`.
         #expect(arrivals.order.withLock { $0 }.sorted() == Array(0..<60))
         // Half a second's burst (10) goes at once, the other 50 at 20 per second: at least 2.5 s however fast
@@ -60,7 +62,7 @@ struct RateLimiterTests {
         try await limiter.acquire(model: "a", inputTokens: 1, outputTokens: 1)
         let started = ContinuousClock.now
         try await limiter.acquire(model: "b", inputTokens: 1, outputTokens: 1)
-        #expect((ContinuousClock.now - started).inSeconds < 0.5)
+        #expect((ContinuousClock.now - started).timeInterval < 0.5)
     }
 
     @Test("retry-after from the API stops the model's calls until then; a canceled waiter leaves the queue")
@@ -69,7 +71,7 @@ struct RateLimiterTests {
         limiter.observe(model: "m", headers: LLMRateLimitHeaders(retryAfterSeconds: 1))
         let started = ContinuousClock.now
         try await limiter.acquire(model: "m", inputTokens: 1, outputTokens: 1)
-        #expect((ContinuousClock.now - started).inSeconds >= 0.9)
+        #expect((ContinuousClock.now - started).timeInterval >= 0.9)
         limiter.observe(model: "m", headers: LLMRateLimitHeaders(retryAfterSeconds: 30))
         let waiting = Task { try await limiter.acquire(model: "m", inputTokens: 1, outputTokens: 1) }
         try await Task.sleep(for: .milliseconds(100))

@@ -1,6 +1,7 @@
 import Foundation
 import Shardflow
-import ShardflowKafka
+import ShardflowBench
+import ShardflowTesting
 import Testing
 
 extension Integration {

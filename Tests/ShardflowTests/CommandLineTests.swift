@@ -1,5 +1,5 @@
 import Foundation
-import ShardflowKafka
+import ShardflowTesting
 import Testing
 
 /// The `shardflow` binary as an operator runs it.

@@ -3,6 +3,8 @@ import Shardflow
 import ShardflowEngine
 import ShardflowJSON
 import ShardflowKafka
+import ShardflowSupport
+import ShardflowTesting
 import Testing
 
 extension Integration {
@@ -111,7 +113,7 @@ extension Integration {
             #expect(report.wrongToken == 401)
             #expect(FileManager.default.fileExists(atPath: report.shardsScreenshot))
             #expect(FileManager.default.fileExists(atPath: report.workflowScreenshot))
-            print("console browser check: \(String(format: "%.1f", browserTime.seconds)) s with the browser (\(report.browserSeconds) s in it); screenshots in \(Self.outputDirectory.path)")
+            print("console browser check: \(String(format: "%.1f", browserTime.timeInterval)) s with the browser (\(report.browserSeconds) s in it); screenshots in \(Self.outputDirectory.path)")
 
             // The actions were control messages, answered on control-results like `shardflow admin`'s.
             let answers = TopicCollector(reader: try await cluster.reader(cluster.topics.controlResults))

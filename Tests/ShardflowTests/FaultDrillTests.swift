@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Shardflow
+import ShardflowBench
 import Testing
 
 extension Integration {

@@ -3,6 +3,7 @@ import Shardflow
 import ShardflowEngine
 import ShardflowJSON
 import ShardflowKafka
+import ShardflowTesting
 import Testing
 
 extension Integration {

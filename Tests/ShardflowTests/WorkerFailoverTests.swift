@@ -2,6 +2,7 @@ import Foundation
 import Shardflow
 import ShardflowEngine
 import ShardflowKafka
+import ShardflowTesting
 import Testing
 
 extension Integration {

@@ -1,6 +1,7 @@
 import Foundation
 import ShardflowEngine
 import ShardflowJSON
+import ShardflowSupport
 
 /// Generates loads of starts with unique, zero-padded increasing ids. `WorkflowClient.startAll` stamps each
 /// batch's `createdAt` when it sends it, so createdAt never decreases and ties are broken by the id: the FIFO
@@ -18,17 +19,7 @@ public enum LoadGenerator {
         let run = runId(prefix: idPrefix)
         let width = String(max(count - 1, 0)).count
         return (0..<count).map { index in
-            let number = String(index)
-            let padded = String(repeating: "0", count: max(0, width - number.count)) + number
-            return StartMessage(workflowId: "\(run)-\(padded)", workflow: workflow, args: args, version: version)
+            StartMessage(workflowId: "\(run)-\(String(zeroPadded: index, width: width))", workflow: workflow, args: args, version: version)
         }
-    }
-}
-
-extension Duration {
-    /// The duration in seconds as a Double, for rates and reports.
-    public var seconds: Double {
-        let (s, attos) = components
-        return Double(s) + Double(attos) / 1e18
     }
 }

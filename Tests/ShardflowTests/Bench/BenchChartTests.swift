@@ -1,5 +1,6 @@
 import Foundation
 import Shardflow
+import ShardflowBench
 import Testing
 
 #if canImport(FoundationXML)

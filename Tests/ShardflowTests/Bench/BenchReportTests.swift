@@ -1,6 +1,8 @@
 import Foundation
 import Shardflow
+import ShardflowBench
 import ShardflowLLM
+import ShardflowMockLLM
 import Testing
 
 #if canImport(FoundationXML)

@@ -3,6 +3,7 @@ import Logging
 import Shardflow
 import ShardflowEngine
 import ShardflowKafka
+import ShardflowTesting
 import Synchronization
 import Testing
 

@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import ShardflowJSON
+import ShardflowLLM
 import Synchronization
 
 /// A Messages-API-compatible server for tests, the demo and the benchmark.

@@ -1,9 +1,13 @@
 import Foundation
 import Logging
+import Shardflow
 import ShardflowEngine
 import ShardflowJSON
 import ShardflowKafka
 import ShardflowLLM
+import ShardflowMockLLM
+import ShardflowSupport
+import ShardflowTesting
 import Synchronization
 
 /// What `shardflow bench` runs.
@@ -93,8 +97,8 @@ public struct BenchRunner: Sendable {
             draws = mockConfiguration.draws
             let process = try ChildProcess(arguments: [
                 options.workerExecutable, "mock-llm", "--port", String(mockConfiguration.port),
-                "--latency-median", "\(Int(options.latencyMedian.seconds * 1000))ms",
-                "--latency-p99", "\(Int(options.latencyP99.seconds * 1000))ms",
+                "--latency-median", "\(options.latencyMedian.milliseconds)ms",
+                "--latency-p99", "\(options.latencyP99.milliseconds)ms",
                 "--error-rate", String(options.errorRate), "--overload-rate", String(options.overloadRate),
                 "--rate-limit-rpm", String(options.rateLimitRPM), "--seed", String(mockConfiguration.seed),
                 "--log-level", "warning",
@@ -191,8 +195,8 @@ public struct BenchRunner: Sendable {
             workflowKind: workflow, stepsPerWorkflow: workflow == "fanout" ? options.steps + 1 : options.steps,
             criticalPathSteps: workflow == "fanout" ? 2 : nil, shards: options.shards,
             slotsPerShard: options.maxConcurrency,
-            latencyMedianMs: options.noLLM ? 0 : options.latencyMedian.seconds * 1000,
-            latencyP99Ms: options.noLLM ? 0 : options.latencyP99.seconds * 1000,
+            latencyMedianMs: options.noLLM ? 0 : options.latencyMedian.timeInterval * 1000,
+            latencyP99Ms: options.noLLM ? 0 : options.latencyP99.timeInterval * 1000,
             runStartedAt: runStartedAt, runEndedAt: runEndedAt, submitted: starts.count, stuck: stuck,
             workerPeakRSSBytes: peakRSS)
         var ideal: [Int: Double]?

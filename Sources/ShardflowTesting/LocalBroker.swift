@@ -1,5 +1,7 @@
-import Crdkafka
+import Foundation
 import Logging
+import ShardflowKafka
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -52,10 +54,12 @@ public final class LocalBroker: Sendable {
     }
 
     private let logger: Logger
-    private let lock = ConditionLock()
-    // `nonisolated(unsafe)`: only touched while `lock` is held.
-    nonisolated(unsafe) private var running: ChildProcess?
-    nonisolated(unsafe) private var paused = false
+    /// The broker process while one runs, and whether it is stopped with SIGSTOP.
+    private struct State {
+        var running: ChildProcess?
+        var paused = false
+    }
+    private let state = Mutex(State())
 
     /// Finds the broker binary: `$SHARDFLOW_TANSU`, else `.tools/bin/tansu` under the current directory.
     public static func locateExecutable() throws -> String {
@@ -65,8 +69,7 @@ public final class LocalBroker: Sendable {
             }
             return path
         }
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let cwd = getcwd(&buffer, buffer.count) != nil ? string(fromCBuffer: buffer) : "."
+        let cwd = FileManager.default.currentDirectoryPath
         let path = cwd + "/.tools/bin/tansu"
         guard access(path, X_OK) == 0 else {
             throw LocalBrokerError(description: "the Tansu broker was not found (set SHARDFLOW_TANSU or run scripts/setup.sh, which installs .tools/bin/tansu)")
@@ -124,7 +127,7 @@ public final class LocalBroker: Sendable {
                 // Retried a few times: after a kill the port can be taken for a moment (e.g. by a client's
                 // outgoing connection that was given it as its local port).
                 let status = await broker.waitForExit()
-                lock.withLock { if running === broker { running = nil } }
+                state.withLock { if $0.running === broker { $0.running = nil } }
                 guard launches < 3 else {
                     throw LocalBrokerError(description: "the Tansu broker (\(executable)) exited with status \(status) right after starting on port \(port)")
                 }
@@ -145,18 +148,17 @@ public final class LocalBroker: Sendable {
 
     /// The running broker (resumed if paused), else a new one from `arguments`.
     private func launch(_ arguments: [String], launches: inout Int) throws -> ChildProcess {
-        try lock.withLock {
-            if let running, !running.hasExited {
-                if paused {
+        try state.withLock { state in
+            if let running = state.running, !running.hasExited {
+                if state.paused {
                     running.signal(SIGCONT)
-                    paused = false
+                    state.paused = false
                 }
                 return running
             }
             launches += 1
             let started = try ChildProcess(arguments: arguments)
-            running = started
-            paused = false
+            state = State(running: started, paused: false)
             return started
         }
     }
@@ -170,12 +172,9 @@ public final class LocalBroker: Sendable {
     /// Kills the broker with SIGKILL (what `kill -9` does: no flush, no goodbye to clients) and waits until it
     /// is reaped. The port and any `.objectStore` data stay for `start()`.
     public func kill() async {
-        let broker: ChildProcess? = lock.withLock {
-            defer {
-                running = nil
-                paused = false
-            }
-            return running
+        let broker: ChildProcess? = state.withLock { state in
+            defer { state = State() }
+            return state.running
         }
         guard let broker else { return }
         broker.kill()
@@ -185,24 +184,24 @@ public final class LocalBroker: Sendable {
     /// Freezes the broker with SIGSTOP: its connections stay open but nothing answers, as with a hung
     /// process or a network partition. `resume()` (or `start()`) lets it go on.
     public func pause() {
-        lock.withLock {
-            guard let running, !running.hasExited, !paused else { return }
+        state.withLock { state in
+            guard let running = state.running, !running.hasExited, !state.paused else { return }
             running.signal(SIGSTOP)
-            paused = true
+            state.paused = true
         }
     }
 
     /// Lets a paused broker go on (SIGCONT).
     public func resume() {
-        lock.withLock {
-            guard let running, paused else { return }
+        state.withLock { state in
+            guard let running = state.running, state.paused else { return }
             running.signal(SIGCONT)
-            paused = false
+            state.paused = false
         }
     }
 
-    public var isRunning: Bool { lock.withLock { running.map { !$0.hasExited } ?? false } }
-    public var isPaused: Bool { lock.withLock { paused && running.map { !$0.hasExited } ?? false } }
+    public var isRunning: Bool { state.withLock { $0.running.map { !$0.hasExited } ?? false } }
+    public var isPaused: Bool { state.withLock { $0.paused && $0.running.map { !$0.hasExited } ?? false } }
 
     /// Stops the broker and the object store of `.objectStore` storage, whose data is then gone (deinit
     /// does the same). A later `start()` begins with empty storage.
@@ -212,12 +211,9 @@ public final class LocalBroker: Sendable {
     }
 
     private func stopNow() {
-        let (broker, wasPaused): (ChildProcess?, Bool) = lock.withLock {
-            defer {
-                running = nil
-                paused = false
-            }
-            return (running, paused)
+        let (broker, wasPaused): (ChildProcess?, Bool) = state.withLock { state in
+            defer { state = State() }
+            return (state.running, state.paused)
         }
         if wasPaused { broker?.signal(SIGCONT) }
         broker?.terminateNow(grace: .seconds(1))

@@ -1,9 +1,13 @@
 import Foundation
 import Logging
+import Shardflow
 import ShardflowEngine
 import ShardflowJSON
 import ShardflowKafka
 import ShardflowLLM
+import ShardflowMockLLM
+import ShardflowSupport
+import ShardflowTesting
 import Synchronization
 
 /// What `shardflow drill` (and the fault-drill test) runs.
@@ -192,7 +196,7 @@ public struct FaultDrill: Sendable {
                 try? pool.superviseOnce()
             }
             guard moved else { break }
-            let moment = String(format: "%.1f s", (ContinuousClock.now - began).seconds)
+            let moment = String(format: "%.1f s", (ContinuousClock.now - began).timeInterval)
             progress("fault \(number + 1)/\(faults.count) at \(seen.completedCount(of: ids)) completions: \(fault)")
             switch fault {
             case .killWorker:
@@ -249,11 +253,11 @@ public struct FaultDrill: Sendable {
         report.unexpectedDeadLetters = summary.otherDeadLetters
         report.workerDeaths = deaths
         report.faults = applied
-        if let lastCompletion { report.secondsFromLastFaultToLastCompletion = max(0, (lastCompletion - lastFaultAt).seconds) }
+        if let lastCompletion { report.secondsFromLastFaultToLastCompletion = max(0, (lastCompletion - lastFaultAt).timeInterval) }
         for shard in try ShardInspector.shards(in: dataDirectory) {
             report.stuck += try ShardInspector(directory: dataDirectory, shard: shard).audit().stuckWorkflows.count
         }
-        report.totalSeconds = (ContinuousClock.now - began).seconds
+        report.totalSeconds = (ContinuousClock.now - began).timeInterval
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(report).write(to: output.appendingPathComponent("drill.json"))

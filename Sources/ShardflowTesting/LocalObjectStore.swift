@@ -1,4 +1,7 @@
+import Foundation
 import Logging
+import ShardflowSupport
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -37,11 +40,13 @@ public final class LocalObjectStore: Sendable {
     }
 
     private let logger: Logger
-    private let lock = ConditionLock()
     private let http = BlockingExecutor(name: "object-store-http")
-    // `nonisolated(unsafe)`: only touched while `lock` is held.
-    nonisolated(unsafe) private var running: ChildProcess?
-    nonisolated(unsafe) private var ready = false
+    /// The server process while one runs, and whether it answered and has the bucket.
+    private struct State {
+        var running: ChildProcess?
+        var ready = false
+    }
+    private let state = Mutex(State())
 
     /// Finds moto's server: `$SHARDFLOW_MOTO_SERVER`, else `.tools/moto/bin/moto_server` under the current directory.
     public static func locateExecutable() throws -> String {
@@ -51,8 +56,7 @@ public final class LocalObjectStore: Sendable {
             }
             return path
         }
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let cwd = getcwd(&buffer, buffer.count) != nil ? string(fromCBuffer: buffer) : "."
+        let cwd = FileManager.default.currentDirectoryPath
         let path = cwd + "/.tools/moto/bin/moto_server"
         guard access(path, X_OK) == 0 else {
             throw LocalBrokerError(description: "moto's S3 server was not found (set SHARDFLOW_MOTO_SERVER or run scripts/setup.sh, which installs .tools/moto/bin/moto_server)")
@@ -79,11 +83,10 @@ public final class LocalObjectStore: Sendable {
 
     /// Starts the server (if not running), waits until it answers and creates the bucket.
     public func start(timeout: Duration = .seconds(20)) async throws {
-        let (server, isReady): (ChildProcess, Bool) = try lock.withLock {
-            if let running, !running.hasExited { return (running, ready) }
+        let (server, isReady): (ChildProcess, Bool) = try state.withLock { state in
+            if let running = state.running, !running.hasExited { return (running, state.ready) }
             let started = try ChildProcess(arguments: [executable, "-H", "127.0.0.1", "-p", "\(port)"])
-            running = started
-            ready = false
+            state = State(running: started, ready: false)
             return (started, false)
         }
         if isReady { return }
@@ -102,7 +105,7 @@ public final class LocalObjectStore: Sendable {
                     stopNow()
                     throw LocalBrokerError(description: "the object store on port \(port) refused to create bucket \(bucket): HTTP \(status.map(String.init) ?? "no answer")")
                 }
-                lock.withLock { if running === server { ready = true } }
+                state.withLock { if $0.running === server { $0.ready = true } }
                 logger.debug("local object store ready", metadata: ["endpoint": "\(endpoint)", "bucket": "\(bucket)"])
                 return
             }
@@ -117,15 +120,12 @@ public final class LocalObjectStore: Sendable {
         stopNow()
     }
 
-    public var isRunning: Bool { lock.withLock { running.map { !$0.hasExited } ?? false } }
+    public var isRunning: Bool { state.withLock { $0.running.map { !$0.hasExited } ?? false } }
 
     private func stopNow() {
-        let server: ChildProcess? = lock.withLock {
-            defer {
-                running = nil
-                ready = false
-            }
-            return running
+        let server: ChildProcess? = state.withLock { state in
+            defer { state = State() }
+            return state.running
         }
         server?.terminateNow(grace: .seconds(1))
     }

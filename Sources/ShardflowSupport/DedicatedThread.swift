@@ -1,18 +1,19 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// An OS thread that runs one closure, for librdkafka's blocking calls (poll, close, admin waits),
-/// which must never run on Swift's cooperative thread pool.
-final class DedicatedThread: Sendable {
+/// An OS thread that runs one closure, for blocking calls (librdkafka's poll, close and admin waits, a
+/// child process's waitpid) that must never run on Swift's cooperative thread pool.
+public final class DedicatedThread: Sendable {
     // `nonisolated(unsafe)`: written once in `init` before any other thread can see the object, then
     // only read by `join`, which is called at most once (guarded by `joined`).
     nonisolated(unsafe) private var thread: pthread_t? = nil
-    private let joined = ConditionLockedFlag()
+    private let joined = OnceFlag()
 
-    init(name: String, _ body: @escaping @Sendable () -> Void) {
+    public init(name: String, _ body: @escaping @Sendable () -> Void) {
         let box = Unmanaged.passRetained(ThreadBody(name: name, body: body)).toOpaque()
         var handle = pthread_t()
         let result = pthread_create(&handle, nil, { raw in
@@ -25,7 +26,7 @@ final class DedicatedThread: Sendable {
     }
 
     /// Waits for the closure to return. Safe to call more than once and from any thread but the thread itself.
-    func join() {
+    public func join() {
         guard joined.setOnce(), let thread else { return }
         pthread_join(thread, nil)
     }
@@ -40,20 +41,17 @@ private final class ThreadBody {
     }
 }
 
-/// A flag that is set once; `setOnce` returns true only for the first caller.
-final class ConditionLockedFlag: Sendable {
-    private let lock = ConditionLock()
-    // `nonisolated(unsafe)`: only accessed while `lock` is held.
-    nonisolated(unsafe) private var value = false
+/// A flag that is set once; `setOnce` returns true only for the first caller. Nothing ever waits on it,
+/// so it is an atomic rather than a lock.
+public final class OnceFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+
+    public init() {}
 
     @discardableResult
-    func setOnce() -> Bool {
-        lock.withLock {
-            if value { return false }
-            value = true
-            return true
-        }
+    public func setOnce() -> Bool {
+        value.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
     }
 
-    var isSet: Bool { lock.withLock { value } }
+    public var isSet: Bool { value.load(ordering: .acquiring) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ShardflowLLM
 
 /// What the mock LLM server has served so far; `GET /stats` returns it as JSON.
 public struct MockLLMStats: Codable, Sendable, Equatable {

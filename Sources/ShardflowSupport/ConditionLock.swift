@@ -6,14 +6,16 @@ import Darwin
 
 /// A mutex with a condition variable. The Swift concurrency primitives cannot block a thread, but
 /// librdkafka's poll threads must wait (back-pressure, rebalance acknowledgement), so this wraps pthreads.
+/// It is the one pthread lock: state that no thread waits on a condition for belongs in Synchronization's
+/// `Mutex` (or an `Atomic`).
 ///
 /// `@unchecked Sendable`: the pthread mutex and condition are heap-allocated once, never moved, and
 /// only touched through pthread calls, which are thread-safe by definition.
-final class ConditionLock: @unchecked Sendable {
+public final class ConditionLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    init() {
+    public init() {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(condition, nil)
     }
@@ -25,14 +27,14 @@ final class ConditionLock: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body()
     }
 
     /// Waits (the lock must be held, i.e. call inside `withLock`) until signalled or `seconds` passed.
-    func wait(seconds: Double) {
+    public func wait(seconds: Double) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let whole = Int(seconds)
@@ -46,7 +48,7 @@ final class ConditionLock: @unchecked Sendable {
         pthread_cond_timedwait(condition, mutex, &deadline)
     }
 
-    func broadcast() {
+    public func broadcast() {
         pthread_cond_broadcast(condition)
     }
 }

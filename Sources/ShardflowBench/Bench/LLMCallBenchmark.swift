@@ -1,4 +1,7 @@
 import Foundation
+import ShardflowLLM
+import ShardflowMockLLM
+import ShardflowSupport
 import Synchronization
 
 /// The HTTP path alone: the Anthropic client against the in-process mock, no engine and no Kafka.
@@ -18,14 +21,14 @@ public struct LLMCallBenchmark: Sendable {
         public var meanCallSeconds: Double
         public var meanServedSeconds: Double
 
-        public var callsPerSecond: Double { Double(requests) / max(1e-9, elapsed.inSeconds) }
+        public var callsPerSecond: Double { Double(requests) / max(1e-9, elapsed.timeInterval) }
         public var cpuMicrosecondsPerCall: Double { cpuSeconds * 1e6 / Double(max(1, requests)) }
 
         public var description: String {
             let cores = ProcessInfo.processInfo.activeProcessorCount
             return """
                 LLM call benchmark: \(requests) calls, \(concurrency) at once, mock latency median \(latencyMedian)
-                  elapsed:       \(String(format: "%.2f", elapsed.inSeconds)) s (\(failures) failed), ideal \(String(format: "%.2f", idealSeconds)) s (latencies served / callers)
+                  elapsed:       \(String(format: "%.2f", elapsed.timeInterval)) s (\(failures) failed), ideal \(String(format: "%.2f", idealSeconds)) s (latencies served / callers)
                   per call:      \(String(format: "%.1f", meanCallSeconds * 1000)) ms as the caller saw it, \(String(format: "%.1f", meanServedSeconds * 1000)) ms modelled by the mock
                   throughput:    \(String(format: "%.0f", callsPerSecond)) calls/s
                   CPU per call:  \(String(format: "%.0f", cpuMicrosecondsPerCall)) µs (client and mock together, this process)
@@ -71,7 +74,7 @@ public struct LLMCallBenchmark: Sendable {
                     while taken.next() < requests {
                         let callStarted = ContinuousClock.now
                         do { _ = try await client.complete(request) } catch { failed += 1 }
-                        seconds += (ContinuousClock.now - callStarted).inSeconds
+                        seconds += (ContinuousClock.now - callStarted).timeInterval
                     }
                     return (failed, seconds)
                 }

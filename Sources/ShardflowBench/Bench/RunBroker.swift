@@ -1,5 +1,6 @@
 import Logging
 import ShardflowKafka
+import ShardflowTesting
 
 /// The broker a bench or a drill runs against: the cluster it was given, or a local one it starts itself
 /// (with the client properties Tansu needs) and stops at the end.

@@ -1,4 +1,6 @@
 import Foundation
+import ShardflowSupport
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -100,16 +102,15 @@ public struct ChildProcessError: Error, CustomStringConvertible, Sendable {
 
 /// The exit status, set once by the waiter thread.
 private final class ExitStatusBox: Sendable {
-    private let lock = ConditionLock()
-    // `nonisolated(unsafe)`: only accessed while `lock` is held.
-    nonisolated(unsafe) private var status: Int32?
+    private let status = Mutex<Int32?>(nil)
 
-    func set(_ value: Int32) { lock.withLock { if status == nil { status = value } } }
-    var value: Int32? { lock.withLock { status } }
+    func set(_ value: Int32) { status.withLock { if $0 == nil { $0 = value } } }
+    var value: Int32? { status.withLock { $0 } }
     var isSet: Bool { value != nil }
 }
 
-/// Hands the spawned pid from the waiter thread to the starting one.
+/// Hands the spawned pid from the waiter thread to the starting one, which blocks until it arrives (`init`
+/// is synchronous, so it waits on a `ConditionLock`).
 private final class SpawnedPID: Sendable {
     private let lock = ConditionLock()
     // `nonisolated(unsafe)`: only accessed while `lock` is held.

@@ -1,7 +1,11 @@
 import Foundation
 import Logging
+import Shardflow
 import ShardflowKafka
 import ShardflowLLM
+import ShardflowMockLLM
+import ShardflowSupport
+import ShardflowTesting
 
 /// `shardflow dev`: a whole Shardflow on this machine to play with. It starts the embedded broker (Tansu),
 /// creates the topics, starts the mock LLM and one worker process with its web console (operator actions
@@ -110,7 +114,7 @@ public struct DevEnvironment: Sendable {
     /// 32 hex digits from the system's random generator.
     static func newToken() -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return (0..<16).map { _ in String(zeroPadded: UInt8.random(in: 0...255, using: &generator), width: 2, radix: 16) }.joined()
     }
 }
 

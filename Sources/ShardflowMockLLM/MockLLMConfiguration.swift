@@ -1,3 +1,5 @@
+import ShardflowSupport
+
 /// How the mock LLM server behaves; the `shardflow mock-llm` flags map onto it one to one.
 public struct MockLLMConfiguration: Sendable, Equatable {
     public var host: String
@@ -62,7 +64,7 @@ public struct MockLLMConfiguration: Sendable, Equatable {
 
     /// The latency distribution these settings describe.
     public var latency: LognormalLatency {
-        LognormalLatency(median: latencyMedian.inSeconds, p99: latencyP99.inSeconds)
+        LognormalLatency(median: latencyMedian.timeInterval, p99: latencyP99.timeInterval)
     }
 
     /// The draws identified calls get (see `LLMStepIdentity`).

@@ -1,4 +1,5 @@
 import Foundation
+import ShardflowSupport
 
 /// Formats the one-line live progress of a bench or demo run:
 /// `1,234 completed, 5 failed, 761 in flight, 98.4/s, ETA 0:07`.
@@ -36,6 +37,7 @@ public struct BenchProgressLine: Sendable {
     static func clock(_ seconds: Double) -> String {
         let total = Int(seconds.rounded())
         let h = total / 3600, m = (total % 3600) / 60, s = total % 60
-        return h > 0 ? String(format: "%d:%02d:%02d", h, m, s) : String(format: "%d:%02d", m, s)
+        let minutesAndSeconds = "\(String(zeroPadded: m, width: h > 0 ? 2 : 1)):\(String(zeroPadded: s, width: 2))"
+        return h > 0 ? "\(h):\(minutesAndSeconds)" : minutesAndSeconds
     }
 }

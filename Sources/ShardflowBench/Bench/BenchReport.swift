@@ -1,5 +1,6 @@
 import Foundation
 import ShardflowLLM
+import ShardflowMockLLM
 
 /// Completion-time percentiles, in milliseconds (nearest rank).
 public struct BenchPercentiles: Codable, Sendable, Equatable {

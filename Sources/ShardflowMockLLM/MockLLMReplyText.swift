@@ -1,3 +1,5 @@
+import ShardflowLLM
+
 /// Builds the mock's answer: deterministic text derived from the prompt and plausible token counts.
 enum MockLLMReplyText {
     private static let vocabulary = [

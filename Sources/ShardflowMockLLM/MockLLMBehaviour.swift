@@ -1,4 +1,6 @@
 import Foundation
+import ShardflowLLM
+import ShardflowSupport
 import Synchronization
 
 /// A reply the mock gives instead of its random one, consumed in order (for deterministic tests).
@@ -97,7 +99,7 @@ final class MockLLMBehaviour: Sendable {
             let rpm = configuration.rateLimitRPM, itpm = configuration.rateLimitInputTPM, otpm = configuration.rateLimitOutputTPM
             var headers: [String: String] = [:]
             if rpm > 0 || itpm > 0 || otpm > 0 {
-                let elapsed = max(0, (now - state.lastRefill).inSeconds)
+                let elapsed = max(0, (now - state.lastRefill).timeInterval)
                 func refill(_ value: Double, _ perMinute: Int) -> Double {
                     perMinute > 0 ? min(Self.bucketCapacity(perMinute), value + elapsed * Double(perMinute) / 60) : value
                 }
@@ -124,7 +126,7 @@ final class MockLLMBehaviour: Sendable {
             }
             if !state.script.isEmpty {
                 let reply = state.script.removeFirst()
-                return Decision(status: reply.status, delaySeconds: reply.delay.inSeconds, retryAfter: reply.retryAfter)
+                return Decision(status: reply.status, delaySeconds: reply.delay.timeInterval, retryAfter: reply.retryAfter)
             }
             if let identified {
                 let draw = draws.draw(identified.identity, httpTry: identified.httpTry)
@@ -164,6 +166,6 @@ final class MockLLMBehaviour: Sendable {
     }
 
     func stats(now: ContinuousClock.Instant = .now) -> MockLLMStats {
-        state.withLock { $0.recorder.snapshot(uptimeSeconds: (now - startedAt).inSeconds) }
+        state.withLock { $0.recorder.snapshot(uptimeSeconds: (now - startedAt).timeInterval) }
     }
 }
