@@ -1,4 +1,5 @@
 import Logging
+import ShardflowSupport
 import Synchronization
 
 /// The executor: claims ready tasks in FIFO order (I4), runs at most `maxConcurrency` at once (I5), and
@@ -268,11 +269,4 @@ struct CrashSites: Sendable {
     let enabled: Bool
 
     func site(_ subject: CrashSubject) -> CrashSite? { enabled ? file.site(subject) : nil }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
 }

@@ -1,3 +1,4 @@
+import ShardflowSupport
 import Foundation
 import GRDB
 import Logging

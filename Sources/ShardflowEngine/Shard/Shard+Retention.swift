@@ -1,3 +1,4 @@
+import ShardflowSupport
 import GRDB
 
 /// Retention: finished workflows leave the store some time after they completed, so a store holds

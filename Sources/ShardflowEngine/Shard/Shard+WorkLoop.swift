@@ -1,3 +1,4 @@
+import ShardflowSupport
 import GRDB
 
 /// The shard's one work loop, and the path of a step result through it: record, replay (a kept body or

@@ -1,3 +1,4 @@
+import ShardflowSupport
 import Synchronization
 
 /// The shard's wake-ups, each hint paired with the signal that wakes its loop.

@@ -1,3 +1,4 @@
+import ShardflowSupport
 import Foundation
 import GRDB
 import Logging
@@ -161,7 +162,7 @@ struct UnsafeTransfer<Value>: @unchecked Sendable {
 /// The files of a shard under its data directory.
 enum ShardFiles {
     /// The store file name of a shard: `shard-007.sqlite`.
-    static func storeFileName(shard: Int) -> String { "shard-\(shard.zeroPadded(width: 3)).sqlite" }
-    static func lockFileName(shard: Int) -> String { "shard-\(shard.zeroPadded(width: 3)).lock" }
-    static func crashFileName(shard: Int) -> String { "shard-\(shard.zeroPadded(width: 3)).crash" }
+    static func storeFileName(shard: Int) -> String { "shard-\(String(zeroPadded: shard, width: 3)).sqlite" }
+    static func lockFileName(shard: Int) -> String { "shard-\(String(zeroPadded: shard, width: 3)).lock" }
+    static func crashFileName(shard: Int) -> String { "shard-\(String(zeroPadded: shard, width: 3)).crash" }
 }

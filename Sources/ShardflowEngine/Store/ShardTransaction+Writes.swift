@@ -1,3 +1,4 @@
+import ShardflowSupport
 import Foundation
 import GRDB
 import ShardflowJSON
@@ -25,7 +26,7 @@ extension ShardTransaction {
 
     /// An outbound event id: `c-7-000000042` (the prefix, the shard, the sequence).
     func eventId(prefix: String, sequence: Int64) -> String {
-        "\(prefix)-\(shard)-\(sequence.zeroPadded(width: 9))"
+        "\(prefix)-\(shard)-\(String(zeroPadded: sequence, width: 9))"
     }
 
     func loadWorkflow(_ id: String) throws -> WorkflowRow? {

@@ -1,3 +1,4 @@
+import ShardflowSupport
 import GRDB
 import ShardflowJSON
 

@@ -56,11 +56,3 @@ struct EngineMetrics: Sendable {
         }
     }
 }
-
-extension BinaryInteger {
-    /// The number in decimal, left-padded with zeros to `width` digits (`7.zeroPadded(width: 3)` is "007").
-    func zeroPadded(width: Int) -> String {
-        let digits = String(self)
-        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
-    }
-}

@@ -1,3 +1,4 @@
+import ShardflowSupport
 /// How often and how patiently a failed step is tried again.
 public struct RetryPolicy: Sendable, Equatable, Codable {
     /// Total attempts including the first; 1 means at most once.
@@ -32,16 +33,6 @@ public struct RetryPolicy: Sendable, Equatable, Codable {
         // A policy with absurd numbers (a huge multiplier, NaN jitter) saturates instead of trapping.
         guard jittered.isFinite else { return jittered.isNaN ? 0 : Int64.max }
         return Int64(exactly: max(0, jittered.rounded())) ?? Int64.max
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds (rounded down), saturating at the Int64 range.
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1000)
-        if overflow { return seconds < 0 ? Int64.min : Int64.max }
-        return product.saturatingAdd(attoseconds / 1_000_000_000_000_000)
     }
 }
 

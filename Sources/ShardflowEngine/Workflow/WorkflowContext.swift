@@ -1,3 +1,4 @@
+import ShardflowSupport
 import Foundation
 import ShardflowJSON
 import Synchronization

@@ -1,4 +1,7 @@
+import ShardflowSupport
 import Foundation
+import ShardflowEngine
+import ShardflowSupport
 import Logging
 import Synchronization
 
