@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: sets the machine up (scripts/setup.sh), builds, fuzzes the inbound readers briefly
 # (scripts/fuzz.sh), and runs `swift test`.
-# Tests that need Kafka start their own Tansu broker on a free loopback port (LocalBroker) and stop it;
-# the trap below is a second line of defence so no broker outlives this script.
+# Tests that need Kafka start their own Tansu broker on a free loopback port (ShardflowTesting's
+# LocalBroker) and stop it; the trap below is a second line of defence so no broker outlives this script.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
