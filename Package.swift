@@ -14,7 +14,7 @@ import PackageDescription
 // Test and tool modules, on top; the libraries above never depend on them:
 //   ShardflowTesting  the local Tansu broker (and its object store) and the child-process helper
 //   ShardflowMockLLM  the mock LLM server
-//   ShardflowBench    the benchmark, the fault drill and the dev environment
+//   ShardflowBench    the benchmarks (end to end, engine alone, LLM calls), the fault drill, the dev environment
 //   shardflow         the command line (ShardflowCLI)
 let package = Package(
     name: "shardflow",
