@@ -277,13 +277,22 @@ public final class Worker: Service, Sendable {
             state.withLock { $0.ownership.openFailed(number) }
             return
         }
-        if let next = offsets.workflows {
+        // Always seek, also for a new store: messages read while the shard was opening were dropped. A new
+        // store starts where the group's consumer would have (its committed offset, else the beginning).
+        var next = offsets.workflows
+        if next == nil, let committed = await groupProgress(of: number, consumer: consumer), committed >= 0 { next = committed }
+        // Messages read before the seek may have been dropped, so it is retried until it succeeds or the
+        // shard is revoked (the next owner then reads from the store's offset).
+        var pause = Duration.milliseconds(100)
+        while state.withLock({ $0.ownership.runningShard(number) != nil }) {
             do {
-                try await consumer.seek(topic: configuration.topics.workflows, partition: Int32(number), offset: next)
+                try await consumer.seek(topic: configuration.topics.workflows, partition: Int32(number),
+                                        offset: next ?? TopicPartitionOffset.beginning)
+                break
             } catch {
-                // Still correct: the store skips offsets it has applied; only a store behind Kafka's committed
-                // offset would miss messages, and offsets are committed only after the store has them.
-                logger.warning("shard \(number): seek to \(next) failed: \(error)")
+                logger.warning("shard \(number): seek to \(next ?? TopicPartitionOffset.beginning) failed, retrying in \(pause): \(error)")
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(5))
             }
         }
         do {

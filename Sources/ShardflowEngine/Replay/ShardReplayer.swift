@@ -45,13 +45,20 @@ final class ShardReplayer: Sendable {
         // recompiles a RETURNING statement at every run, which costs more than a second statement.)
         let rows = try transaction.rows("SELECT rowid, workflowId, trigger FROM replay_queue ORDER BY rowid LIMIT ?",
                                         limit) { row in
-            (rowid: row[0] as Int64, workflowId: row[1] as String, trigger: try row.decode(2, as: ReplayTrigger.self))
+            (rowid: row[0] as Int64, workflowId: row[1] as String, trigger: Result { try row.decode(2, as: ReplayTrigger.self) })
         }
         guard let last = rows.last else { return 0 }
         // The batch is the rows with the smallest rowids, so one range delete takes exactly them.
         try transaction.run("DELETE FROM replay_queue WHERE rowid <= ?", last.rowid)
         for (_, workflowId, trigger) in rows {
-            _ = try replay(transaction, workflowId: workflowId, source: .queued(trigger))
+            switch trigger {
+            case .success(let trigger):
+                _ = try replay(transaction, workflowId: workflowId, source: .queued(trigger))
+            case .failure(let error as StoreDecodingError):
+                try failUnreadable(transaction, workflowId: workflowId, error)
+            case .failure(let error):
+                throw error
+            }
         }
         return rows.count
     }
@@ -83,6 +90,34 @@ final class ShardReplayer: Sendable {
     /// Replays one workflow: resumes its kept execution when the cache has the one for the current
     /// generation, else replays the body over the whole journal. Returns whether it scheduled new steps.
     func replay(_ transaction: ShardTransaction, workflowId: String, source: ReplaySource) throws -> Bool {
+        do {
+            return try replayReadable(transaction, workflowId: workflowId, source: source)
+        } catch let unreadable as StoreDecodingError {
+            try failUnreadable(transaction, workflowId: workflowId, unreadable)
+            return false
+        }
+    }
+
+    /// A workflow whose stored rows hold a value this version does not know (written by a newer version,
+    /// or damaged) is failed with the reason instead of being read as something else, or blocking its
+    /// shard's transactions: what the failed replay wrote is superseded by the completion.
+    func failUnreadable(_ tx: ShardTransaction, workflowId: String, _ error: StoreDecodingError) throws {
+        for execution in tx.executions.touched where execution.context.workflowId == workflowId { execution.terminate() }
+        tx.executions.kept.removeAll { $0.workflowId == workflowId }
+        evict(tx, workflowId)
+        guard let row = try tx.row("SELECT id, name, args, createdAt, startedAt, generation, version FROM workflows WHERE id = ?",
+                                   workflowId, as: { row in
+            WorkflowRow(id: row[0], name: row[1], args: row[2], createdAt: row[3], startedAt: row[4], status: .running,
+                        generation: row[5], version: row[6], parkedReason: nil)
+        }) else { return }
+        let message = "this worker cannot read the workflow's stored state (\(error)); it is failed rather than misread"
+        logger.error("workflow \(workflowId): \(message)")
+        try tx.completeWorkflow(row, status: .failed, result: nil, error: WorkflowErrorInfo(message: message, step: nil))
+        try tx.appendReplayEvent(row, generation: row.generation, trigger: .operator, consumed: [], scheduled: [],
+                                 outcome: .completed)
+    }
+
+    private func replayReadable(_ transaction: ShardTransaction, workflowId: String, source: ReplaySource) throws -> Bool {
         let tx = transaction
         let trigger = source.trigger
         // The row goes in the same transaction that commits this replay's effects (I1).

@@ -26,8 +26,14 @@ extension Shard {
             for (workflowId, seq) in due {
                 try tx.run("DELETE FROM timers WHERE workflowId = ? AND seq = ?", workflowId, seq)
                 try tx.run("DELETE FROM event_waits WHERE workflowId = ? AND seq = ?", workflowId, seq)
-                let kind = try tx.row("SELECT kind FROM journal WHERE workflowId = ? AND seq = ?", workflowId, seq) { row in
-                    try row.decode(0, as: JournalEntry.Kind.self)
+                let kind: JournalEntry.Kind?
+                do {
+                    kind = try tx.row("SELECT kind FROM journal WHERE workflowId = ? AND seq = ?", workflowId, seq) { row in
+                        try row.decode(0, as: JournalEntry.Kind.self)
+                    }
+                } catch let unreadable as StoreDecodingError {
+                    try replayer.failUnreadable(tx, workflowId: workflowId, unreadable)
+                    continue
                 }
                 try tx.run("""
                     UPDATE journal SET status = ?, completedAt = ?, attempts = 1

@@ -195,12 +195,15 @@ public final class Shard: Sendable {
                 return OutboxRecord(id: row[0], topic: topic, key: row[2], value: row[3])
             }.compactMap { $0 }
         }
+        guard !unknown.isEmpty else { return records }
         for row in unknown {
             metrics.outboxUndecodable.increment()
-            _ = try replaceRefusedOutboxRow(id: row.id, topicName: row.topic,
-                                            error: StoreDecodingError(column: OutboxTopic.storeColumn, value: row.topic).description)
+            let unknown = StoreDecodingError(column: OutboxTopic.storeColumn, value: row.topic).description
+            _ = try replaceOutboxRow(id: row.id, topicName: row.topic, error: unknown,
+                                     reason: "this worker cannot publish an outbox row it cannot read: \(unknown)")
         }
-        return records
+        // Read again: the dead letters that replaced them are due now too.
+        return try pendingOutbox(limit: limit)
     }
 
     /// Deletes delivered outbox rows.
@@ -241,6 +244,11 @@ public final class Shard: Sendable {
     /// transaction the row leaves the outbox and a dead letter describing it takes its place
     /// (`sourceTopic` the topic it was meant for, `partition` the shard, `offset` the outbox row's id).
     public func replaceRefusedOutboxRow(id: Int64, topicName: String, error: String) throws -> RefusedOutboxOutcome {
+        try replaceOutboxRow(id: id, topicName: topicName, error: error,
+                             reason: "the broker refused this outbound message for good: \(error)")
+    }
+
+    private func replaceOutboxRow(id: Int64, topicName: String, error: String, reason: String) throws -> RefusedOutboxOutcome {
         let outcome: RefusedOutboxOutcome = try transaction { tx in
             guard let (topicText, key, value) = try tx.row("SELECT topic, key, value FROM outbox WHERE id = ?", id,
                                                            as: { ($0[0] as String, $0[1] as String, $0[2] as [UInt8]) })
@@ -250,13 +258,13 @@ public final class Shard: Sendable {
             if topicText == OutboxTopic.deadLetters.rawValue { return .dropped }
             let letter = BoundedOutput.deadLetter(
                 sourceTopic: topicName, partition: shard, offset: id, key: Array(key.utf8), value: value,
-                error: "the broker refused this outbound message for good: \(error)", at: tx.now)
+                error: reason, at: tx.now)
             try tx.appendOutbox(topic: .deadLetters, key: letter.key, value: letter.value)
             return .deadLettered
         }
         switch outcome {
-        case .deadLettered: logger.error("outbox row \(id) for \(topicName) refused by the broker for good (\(error)); replaced by a dead letter")
-        case .dropped: logger.critical("dead letter (outbox row \(id)) refused by the broker for good (\(error)); dropped")
+        case .deadLettered: logger.error("outbox row \(id) for \(topicName): \(reason); replaced by a dead letter")
+        case .dropped: logger.critical("dead letter (outbox row \(id)): \(reason); dropped")
         case .missing: break
         }
         return outcome

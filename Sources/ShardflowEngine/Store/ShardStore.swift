@@ -45,7 +45,15 @@ final class ShardStore: Sendable {
             config.journalMode = .wal
             config.busyMode = .timeout(5)
             config.prepareDatabase { db in
+                // WAL with NORMAL sync: a commit is durable against a process crash at once and against a power
+                // loss at the next checkpoint; each commit appends to the WAL without an fsync.
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                // Checkpoints every 4,000 pages (16 MB of WAL) instead of 1,000: a hot page (the FIFO index,
+                // shard_meta) is copied back once per checkpoint, not four times.
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = 4000")
+                // Pages are read through a memory map instead of a read() per page miss.
+                try db.execute(sql: "PRAGMA mmap_size = 268435456")
+                try db.execute(sql: "PRAGMA temp_store = MEMORY")
             }
             let writer = try DatabaseQueue(path: path, configuration: config)
             try StoreSchema.migrator().migrate(writer)
