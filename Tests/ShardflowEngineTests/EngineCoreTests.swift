@@ -116,3 +116,37 @@ import Testing
         await shard.close()
     }
 }
+
+@Suite struct StoreMigrationTests {
+    @Test func aStoreFromBeforeTasksJoinedTheJournalMigratesAndItsQueuedStepRuns() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        let path = directory.path + "/" + Shard.storeFileName(shard: 0)
+        // A store as the version before v6 left it: a workflow waiting for its first step, queued as a task.
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try StoreSchema.migrator().migrate(queue, upTo: "v5-versions-and-parking")
+            try await queue.write { db in
+                try db.execute(sql: """
+                    INSERT INTO shard_meta (id, shard) VALUES (1, 0);
+                    INSERT INTO workflows (id, name, args, createdAt, startedAt, status, generation) VALUES ('old-1', 'sequential', '3', 5, 5, 'running', 1);
+                    INSERT INTO journal (workflowId, seq, kind, name, status) VALUES ('old-1', 1, 'step', 'double', 'pending');
+                    INSERT INTO tasks (workflowId, stepId, name, input, createdAt, state, attempt, readyAt, enqueuedAt,
+                                       maxAttempts, initialBackoffMs, multiplier, maxBackoffMs, jitter)
+                    VALUES ('old-1', 1, 'double', '3', 5, 'queued', 0, 5, 5, 3, 100, 2, 1000, 0);
+                    """)
+            }
+        }
+        let shard = try await Shard.open(directory: directory.path, shard: 0, registry: testRegistry())
+        #expect(try shard.stats().queuedTasks == 1, "the task is the journal entry's now")
+        try shard.start()
+        let reader = OutboxReader(shard)
+        try await reader.waitForCompletions(1)
+        let completion = try #require(reader.completions["old-1"]?.first)
+        #expect(completion.status == .succeeded)
+        #expect(completion.result == .int(24))
+        #expect(try shard.audit().isHealthy)
+        await shard.close()
+    }
+}

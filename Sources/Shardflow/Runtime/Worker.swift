@@ -152,7 +152,6 @@ public final class Worker: Service, Sendable {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         await withTaskGroup(of: Void.self) { group in
             for (partition, batch) in byPartition {
-                // A shard still opening drops its messages: it seeks to its stored offset once it runs.
                 guard let owned = state.withLock({ $0.ownership.runningShard(Int(partition)) }) else { continue }
                 let inbound = batch.map {
                     InboundMessage(stream: stream, topic: $0.topic, partition: Int($0.partition), offset: $0.offset,
@@ -208,12 +207,15 @@ public final class Worker: Service, Sendable {
 
     // MARK: - rebalance
 
-    /// Opens the assigned shards concurrently and returns at once: one slow or locked store holds up
-    /// neither the others nor the events behind this one (a revoke among them).
+    /// Opens the assigned shards concurrently, so one slow or locked store does not hold up the others,
+    /// and returns once all are running (or refused). The consumer's next events wait for that: a message
+    /// of a shard must not be applied before its consumer has been moved to the shard's stored offset,
+    /// since the store skips what lies below its next offset (see docs/operations.md on slow opens).
     private func assign(_ partitions: [TopicPartition], consumer: KafkaConsumer, control: KafkaPartitionConsumer,
                         producer: KafkaProducer) async {
         let numbers = partitions.filter { $0.topic == configuration.topics.workflows }.map { Int($0.partition) }
         logger.info("assigned shards \(numbers.sorted())")
+        var opening: [Task<Void, Never>] = []
         for number in numbers {
             let accepted: Bool = state.withLock { state in
                 state.joinedGroup = true
@@ -228,8 +230,10 @@ public final class Worker: Service, Sendable {
             guard accepted else { continue }
             let task = Task { await self.openShard(number, consumer: consumer, control: control, producer: producer) }
             state.withLock { $0.ownership.opening(number, task: task) }
+            opening.append(task)
         }
         if numbers.isEmpty { state.withLock { $0.joinedGroup = true } }
+        for task in opening { await task.value }
     }
 
     /// Opens one assigned shard and runs it: starts its loops and publisher, then points the consumers at
@@ -277,14 +281,13 @@ public final class Worker: Service, Sendable {
             state.withLock { $0.ownership.openFailed(number) }
             return
         }
-        // Always seek, also for a new store: messages read while the shard was opening were dropped. A new
-        // store starts where the group's consumer would have (its committed offset, else the beginning).
+        // A new store starts where the group's consumer would have (its committed offset, else the beginning).
         var next = offsets.workflows
         if next == nil, let committed = await groupProgress(of: number, consumer: consumer), committed >= 0 { next = committed }
-        // Messages read before the seek may have been dropped, so it is retried until it succeeds or the
-        // shard is revoked (the next owner then reads from the store's offset).
+        // Retried a few times: a store whose consumer stays at the group's committed offset is still
+        // correct (it skips what it has applied), so this only spares re-reading.
         var pause = Duration.milliseconds(100)
-        while state.withLock({ $0.ownership.runningShard(number) != nil }) {
+        for _ in 0..<5 {
             do {
                 try await consumer.seek(topic: configuration.topics.workflows, partition: Int32(number),
                                         offset: next ?? TopicPartitionOffset.beginning)

@@ -21,6 +21,8 @@ public struct EngineBenchmark: Sendable {
         public var ingestElapsed: Duration
         /// SQL statements the shards' writers ran over the whole benchmark (ingest included), per step.
         public var statementsPerStep: Double
+        /// Write transactions the shards committed over the whole benchmark, per step.
+        public var transactionsPerStep: Double
 
         public var description: String {
             func ms(_ duration: Duration?) -> String {
@@ -33,7 +35,7 @@ public struct EngineBenchmark: Sendable {
                   run:           \(ms(elapsed))
                   throughput:    \(String(format: "%.0f", stepsPerSecond)) steps/s
                   result -> next step queued: p50 \(ms(p50)), p99 \(ms(p99))
-                  statements:    \(String(format: "%.2f", statementsPerStep)) per step (ingest and completion included)
+                  statements:    \(String(format: "%.2f", statementsPerStep)) per step (ingest and completion included), in \(String(format: "%.3f", transactionsPerStep)) transactions per step
                 """
         }
     }
@@ -115,11 +117,12 @@ public struct EngineBenchmark: Sendable {
         }
         let elapsed = ContinuousClock.now - started
         let statements = opened.reduce(0) { $0 + $1.statementsExecuted }
+        let transactions = opened.reduce(0) { $0 + $1.transactionsCommitted }
         for shard in opened { await shard.close(drainTimeout: .seconds(5)) }
         let steps = Double(workflows * stepsPerWorkflow)
         return Report(shards: shards, workflows: workflows, stepsPerWorkflow: stepsPerWorkflow, elapsed: elapsed,
                       stepsPerSecond: steps / (Double(elapsed.nanoseconds) / 1e9),
                       p50: latency.percentile(0.5), p99: latency.percentile(0.99), ingestElapsed: ingestElapsed,
-                      statementsPerStep: Double(statements) / steps)
+                      statementsPerStep: Double(statements) / steps, transactionsPerStep: Double(transactions) / steps)
     }
 }

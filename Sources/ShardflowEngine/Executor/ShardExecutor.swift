@@ -115,20 +115,20 @@ final class ShardExecutor: Sendable {
         // exactly the queued tasks, walked in order and stopped at the limit; `+readyAt` keeps the
         // planner on it (a task backing off is skipped by the row check).
         let claimed = try transaction.rows("""
-            SELECT workflowId, stepId, name, input, attempt, createdAt FROM tasks
-            WHERE state = 'queued' AND +readyAt <= ?
-            ORDER BY createdAt, workflowId, stepId LIMIT ?
+            SELECT workflowId, seq, name, input, attempts, fifoAt FROM journal
+            WHERE taskState = 'queued' AND +readyAt <= ?
+            ORDER BY fifoAt, workflowId, seq LIMIT ?
             """, transaction.now, plan.limit) { row in
             ClaimedTask(workflowId: row[0], stepId: row[1], name: row[2], input: row[3], attempt: (row[4] as Int) + 1,
                         createdAt: row[5])
         }
         guard !claimed.isEmpty else { return Claim(plan: plan, tasks: [], stale: false) }
         try transaction.run("""
-            UPDATE tasks SET state = 'running', attempt = attempt + 1, claimedEpoch = ?
-            WHERE (workflowId, stepId) IN (
-                SELECT workflowId, stepId FROM tasks
-                WHERE state = 'queued' AND +readyAt <= ?
-                ORDER BY createdAt, workflowId, stepId LIMIT ?)
+            UPDATE journal SET taskState = 'running', attempts = attempts + 1, claimedEpoch = ?
+            WHERE (workflowId, seq) IN (
+                SELECT workflowId, seq FROM journal
+                WHERE taskState = 'queued' AND +readyAt <= ?
+                ORDER BY fifoAt, workflowId, seq LIMIT ?)
             """, plan.epoch, transaction.now, plan.limit)
         return Claim(plan: plan, tasks: claimed, stale: false)
     }

@@ -16,7 +16,8 @@ extension ShardReplayer {
             UPDATE workflows SET parkedAt = CASE WHEN parkedReason IS NULL THEN ? ELSE parkedAt END, parkedReason = ?
             WHERE id = ?
             """, tx.now, reason, workflow.id)
-        try tx.run("UPDATE tasks SET state = 'parked', claimedEpoch = NULL WHERE workflowId = ? AND state = 'queued'", workflow.id)
+        try tx.run("UPDATE journal SET taskState = 'parked', claimedEpoch = NULL WHERE workflowId = ? AND taskState = 'queued'",
+                   workflow.id)
         if workflow.parkedReason == nil {
             metrics.workflowsParked.increment()
             logger.warning("workflow \(workflow.id) (\(workflow.name) v\(workflow.version)) parked: \(reason)")
@@ -30,7 +31,7 @@ extension ShardReplayer {
     func unpark(_ tx: ShardTransaction, workflow: WorkflowRow) throws -> Bool {
         try tx.run("""
             UPDATE workflows SET parkedReason = NULL
-            WHERE id = ? AND NOT EXISTS (SELECT 1 FROM tasks WHERE workflowId = ? AND state = 'parked')
+            WHERE id = ? AND NOT EXISTS (SELECT 1 FROM journal WHERE workflowId = ? AND taskState = 'parked')
             """, workflow.id, workflow.id)
         guard tx.changes > 0 else { return false }
         metrics.workflowsResumed.increment()
@@ -43,8 +44,8 @@ extension ShardReplayer {
     /// is opened by a worker that may have it.
     func parkUnregisteredStep(_ tx: ShardTransaction, workflowId: String, stepId: Int, attempt: Int, name: String) throws {
         try tx.run("""
-            UPDATE tasks SET state = 'parked', claimedEpoch = NULL, attempt = attempt - 1
-            WHERE workflowId = ? AND stepId = ? AND state = 'running' AND attempt = ?
+            UPDATE journal SET taskState = 'parked', claimedEpoch = NULL, attempts = attempts - 1
+            WHERE workflowId = ? AND seq = ? AND taskState = 'running' AND attempts = ?
             """, workflowId, stepId, attempt)
         guard tx.changes > 0, let loaded = try tx.loadWorkflow(workflowId), loaded.status == .running else { return }
         // A kept body of this workflow would resume with a result that never comes: drop it. The
@@ -67,9 +68,9 @@ extension ShardReplayer {
     /// and every parked workflow gets a replay row, so the code of this worker tries it again.
     func retryParked(_ tx: ShardTransaction) throws -> (workflows: Int, tasks: Int) {
         var tasks = 0
-        let names = try tx.rows("SELECT DISTINCT name FROM tasks WHERE state = 'parked'") { $0[0] as String }
+        let names = try tx.rows("SELECT DISTINCT name FROM journal WHERE taskState = 'parked'") { $0[0] as String }
         for name in names where registry.steps[name] != nil {
-            try tx.run("UPDATE tasks SET state = 'queued', readyAt = enqueuedAt WHERE state = 'parked' AND name = ?", name)
+            try tx.run("UPDATE journal SET taskState = 'queued', readyAt = enqueuedAt WHERE taskState = 'parked' AND name = ?", name)
             tasks += tx.changes
         }
         try tx.run("""

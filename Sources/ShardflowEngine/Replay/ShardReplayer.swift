@@ -317,12 +317,11 @@ final class ShardReplayer: Sendable {
         let now = tx.now
         switch command {
         case .step(let seq, let name, let input, let retry):
-            try tx.run("INSERT INTO journal (workflowId, seq, kind, name, status) VALUES (?, ?, 'step', ?, 'pending')",
-                       workflow.id, seq, name)
+            // The step's journal entry is its task too: queued in the FIFO index until claimed.
             try tx.run("""
-                INSERT INTO tasks (workflowId, stepId, name, input, createdAt, state, attempt, readyAt, enqueuedAt,
-                                   maxAttempts, initialBackoffMs, multiplier, maxBackoffMs, jitter)
-                VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO journal (workflowId, seq, kind, name, status, taskState, input, fifoAt, readyAt, enqueuedAt,
+                                     attempts, maxAttempts, initialBackoffMs, multiplier, maxBackoffMs, jitter)
+                VALUES (?, ?, 'step', ?, 'pending', 'queued', ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)
                 """, workflow.id, seq, name, input, workflow.createdAt, now, now, retry.maxAttempts,
                       retry.initialBackoff.milliseconds, retry.multiplier, retry.maxBackoff.milliseconds, retry.jitter)
             tx.effects.tasks = true

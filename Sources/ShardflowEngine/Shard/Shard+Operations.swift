@@ -69,7 +69,7 @@ extension ShardTransaction {
     }
 
     func failPendingTasks(reason: String) throws -> OperationResult {
-        let queued = try rows("SELECT workflowId, stepId FROM tasks WHERE state = 'queued' ORDER BY createdAt, workflowId, stepId") {
+        let queued = try rows("SELECT workflowId, seq FROM journal WHERE taskState = 'queued' ORDER BY fifoAt, workflowId, seq") {
             row in (workflowId: row[0] as String, stepId: row[1] as Int)
         }
         var workflows = Set<String>()
@@ -77,9 +77,9 @@ extension ShardTransaction {
         let message = "failed by operator: \(reason)"
         for (workflowId, stepId) in queued {
             try run("""
-                UPDATE journal SET status = 'failed', error = ?, completedAt = ? WHERE workflowId = ? AND seq = ?
+                UPDATE journal SET status = 'failed', error = ?, completedAt = ?, taskState = NULL, input = NULL
+                WHERE workflowId = ? AND seq = ?
                 """, message, now, workflowId, stepId)
-            try run("DELETE FROM tasks WHERE workflowId = ? AND stepId = ?", workflowId, stepId)
             workflows.insert(workflowId)
             if try enqueueReplay(workflowId: workflowId, trigger: .operator) {
                 replayEntries += 1
@@ -108,9 +108,9 @@ extension ShardTransaction {
     }
 
     func clearTaskQueue() throws -> OperationResult {
-        let tasks = try count("SELECT COUNT(*) FROM tasks WHERE state = 'queued'")
-        let workflows = try count("SELECT COUNT(DISTINCT workflowId) FROM tasks WHERE state = 'queued'")
-        try run("DELETE FROM tasks WHERE state = 'queued'")
+        let tasks = try count("SELECT COUNT(*) FROM journal WHERE taskState = 'queued'")
+        let workflows = try count("SELECT COUNT(DISTINCT workflowId) FROM journal WHERE taskState = 'queued'")
+        try run("UPDATE journal SET taskState = NULL, input = NULL WHERE taskState = 'queued'")
         return try result(AffectedCounts(tasks: tasks, workflows: workflows, replayEntries: 0))
     }
 
@@ -120,7 +120,7 @@ extension ShardTransaction {
         }
         // A kept body of a canceled workflow is never resumed.
         executions.evicted.insert(workflowId)
-        let tasks = try count("SELECT COUNT(*) FROM tasks WHERE workflowId = ?", workflowId)
+        let tasks = try count("SELECT COUNT(*) FROM journal WHERE workflowId = ? AND taskState IS NOT NULL", workflowId)
         let error = WorkflowErrorInfo(message: reason.map { "canceled: \($0)" } ?? "canceled", step: nil)
         let generation = workflow.generation + 1
         try run("UPDATE workflows SET generation = ? WHERE id = ?", generation, workflowId)
@@ -156,7 +156,7 @@ extension ShardTransaction {
         for id in ids {
             guard let workflow = try loadWorkflow(id) else { continue }
             executions.evicted.insert(id)
-            tasks += try count("SELECT COUNT(*) FROM tasks WHERE workflowId = ?", id)
+            tasks += try count("SELECT COUNT(*) FROM journal WHERE workflowId = ? AND taskState IS NOT NULL", id)
             var row = workflow
             row.generation += 1
             try run("UPDATE workflows SET generation = ? WHERE id = ?", row.generation, id)

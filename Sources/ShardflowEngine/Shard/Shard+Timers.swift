@@ -42,12 +42,12 @@ extension Shard {
                 try tx.enqueueReplay(workflowId: workflowId, trigger: .timer)
             }
             // Only a task backing off becomes ready by time passing (the others were signalled when queued).
-            if try tx.int("SELECT 1 FROM tasks WHERE state = 'queued' AND readyAt > enqueuedAt AND readyAt <= ? LIMIT 1",
+            if try tx.int("SELECT 1 FROM journal WHERE taskState = 'queued' AND readyAt > enqueuedAt AND readyAt <= ? LIMIT 1",
                           now) != nil {
                 tx.effects.tasks = true
             }
             let timer = try tx.int("SELECT MIN(fireAt) FROM timers")
-            let retry = try tx.int("SELECT MIN(readyAt) FROM tasks WHERE state = 'queued' AND readyAt > enqueuedAt AND readyAt > ?",
+            let retry = try tx.int("SELECT MIN(readyAt) FROM journal WHERE taskState = 'queued' AND readyAt > enqueuedAt AND readyAt > ?",
                                    now)
             switch (timer, retry) {
             case let (a?, b?): return min(a, b)

@@ -107,24 +107,23 @@ extension Shard {
         let entry: JournalEntry
         switch outcome.result {
         case .success(let output):
-            // A task deleted meanwhile (cancel, operator, a finished workflow) or already re-queued:
-            // the result is not used.
-            try tx.run("DELETE FROM tasks WHERE workflowId = ? AND stepId = ? AND state = 'running' AND attempt = ?",
-                       outcome.workflowId, outcome.stepId, outcome.attempt)
-            guard tx.changes > 0 else { return nil }
-            metrics.stepsSucceeded.increment()
+            // The entry resolves only if its task is still the running attempt: one canceled, failed by an
+            // operator or re-queued meanwhile is not changed, and the result is not used.
             if replayInline {
                 try tx.run("""
-                    UPDATE journal SET status = 'succeeded', output = ?, attempts = ?, completedAt = ?,
+                    UPDATE journal SET status = 'succeeded', output = ?, completedAt = ?, taskState = NULL, input = NULL,
                                        round = (SELECT generation + 1 FROM workflows WHERE id = ?)
-                    WHERE workflowId = ? AND seq = ?
-                    """, output, outcome.attempt, now, outcome.workflowId, outcome.workflowId, outcome.stepId)
+                    WHERE workflowId = ? AND seq = ? AND taskState = 'running' AND attempts = ?
+                    """, output, now, outcome.workflowId, outcome.workflowId, outcome.stepId, outcome.attempt)
             } else {
                 try tx.run("""
-                    UPDATE journal SET status = 'succeeded', output = ?, attempts = ?, completedAt = ?, round = NULL
-                    WHERE workflowId = ? AND seq = ?
-                    """, output, outcome.attempt, now, outcome.workflowId, outcome.stepId)
+                    UPDATE journal SET status = 'succeeded', output = ?, completedAt = ?, taskState = NULL, input = NULL,
+                                       round = NULL
+                    WHERE workflowId = ? AND seq = ? AND taskState = 'running' AND attempts = ?
+                    """, output, now, outcome.workflowId, outcome.stepId, outcome.attempt)
             }
+            guard tx.changes > 0 else { return nil }
+            metrics.stepsSucceeded.increment()
             entry = JournalEntry(seq: outcome.stepId, kind: .step, name: outcome.name, status: .succeeded, output: output,
                                  error: nil, attempts: outcome.attempt, round: nil, completedAt: now)
         case .failure(let error) where error.unregistered:
@@ -133,9 +132,9 @@ extension Shard {
             return nil
         case .failure(let error):
             guard let (attempt, policy) = try tx.row("""
-                SELECT t.attempt, t.maxAttempts, t.initialBackoffMs, t.multiplier, t.maxBackoffMs, t.jitter
-                FROM tasks t JOIN workflows w ON w.id = t.workflowId
-                WHERE t.workflowId = ? AND t.stepId = ? AND t.state = 'running' AND w.status = 'running'
+                SELECT j.attempts, j.maxAttempts, j.initialBackoffMs, j.multiplier, j.maxBackoffMs, j.jitter
+                FROM journal j JOIN workflows w ON w.id = j.workflowId
+                WHERE j.workflowId = ? AND j.seq = ? AND j.taskState = 'running' AND w.status = 'running'
                 """, outcome.workflowId, outcome.stepId, as: { task in
                     (task[0] as Int, RetryPolicy(maxAttempts: task[1], initialBackoff: .milliseconds(task[2] as Int64),
                                                  multiplier: task[3], maxBackoff: .milliseconds(task[4] as Int64), jitter: task[5]))
@@ -146,10 +145,9 @@ extension Shard {
             if error.retryable && outcome.attempt < policy.maxAttempts {
                 let delay = policy.backoffMilliseconds(afterAttempt: outcome.attempt, unitRandom: Double.random(in: 0..<1))
                 try tx.run("""
-                    UPDATE tasks SET state = 'queued', claimedEpoch = NULL, readyAt = ? WHERE workflowId = ? AND stepId = ?
-                    """, now.saturatingAdd(delay), outcome.workflowId, outcome.stepId)
-                try tx.run("UPDATE journal SET error = ?, attempts = ? WHERE workflowId = ? AND seq = ?",
-                           error.message, outcome.attempt, outcome.workflowId, outcome.stepId)
+                    UPDATE journal SET taskState = 'queued', claimedEpoch = NULL, readyAt = ?, error = ?
+                    WHERE workflowId = ? AND seq = ?
+                    """, now.saturatingAdd(delay), error.message, outcome.workflowId, outcome.stepId)
                 metrics.stepRetries.increment()
                 tx.effects.timers = true
                 tx.effects.tasks = true
@@ -158,17 +156,16 @@ extension Shard {
             metrics.stepsFailed.increment()
             if replayInline {
                 try tx.run("""
-                    UPDATE journal SET status = 'failed', error = ?, attempts = ?, completedAt = ?,
+                    UPDATE journal SET status = 'failed', error = ?, completedAt = ?, taskState = NULL, input = NULL,
                                        round = (SELECT generation + 1 FROM workflows WHERE id = ?)
                     WHERE workflowId = ? AND seq = ?
-                    """, error.message, outcome.attempt, now, outcome.workflowId, outcome.workflowId, outcome.stepId)
+                    """, error.message, now, outcome.workflowId, outcome.workflowId, outcome.stepId)
             } else {
                 try tx.run("""
-                    UPDATE journal SET status = 'failed', error = ?, attempts = ?, completedAt = ?, round = NULL
+                    UPDATE journal SET status = 'failed', error = ?, completedAt = ?, taskState = NULL, input = NULL, round = NULL
                     WHERE workflowId = ? AND seq = ?
-                    """, error.message, outcome.attempt, now, outcome.workflowId, outcome.stepId)
+                    """, error.message, now, outcome.workflowId, outcome.stepId)
             }
-            try tx.run("DELETE FROM tasks WHERE workflowId = ? AND stepId = ?", outcome.workflowId, outcome.stepId)
             entry = JournalEntry(seq: outcome.stepId, kind: .step, name: outcome.name, status: .failed, output: nil,
                                  error: error.message, attempts: outcome.attempt, round: nil, completedAt: now)
         }

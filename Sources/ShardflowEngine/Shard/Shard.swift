@@ -70,7 +70,7 @@ public final class Shard: Sendable {
                                executorEpoch: meta.flatMap { $0.executorEnabled ? $0.epoch : nil })
             let parked = try opened.transaction { tx in
                 // Steps claimed by an executor that died run again (at least once).
-                try tx.run("UPDATE tasks SET state = 'queued', claimedEpoch = NULL WHERE state = 'running'")
+                try tx.run("UPDATE journal SET taskState = 'queued', claimedEpoch = NULL WHERE taskState = 'running'")
                 return try opened.replayer.retryParked(tx)
             }
             if parked.workflows > 0 {
@@ -126,7 +126,7 @@ public final class Shard: Sendable {
         do {
             while try recordResults() > 0 {}
             try transaction { tx in
-                try tx.run("UPDATE tasks SET state = 'queued', claimedEpoch = NULL WHERE state = 'running'")
+                try tx.run("UPDATE journal SET taskState = 'queued', claimedEpoch = NULL WHERE taskState = 'running'")
             }
         } catch {
             logger.error("stopping shard: \(error)")
@@ -310,6 +310,9 @@ public final class Shard: Sendable {
 
     /// Statements the store's writer has run since it opened (a benchmark figure).
     public var statementsExecuted: Int { store.statementsExecuted }
+
+    /// Transactions the store has committed since it opened (a benchmark figure).
+    public var transactionsCommitted: Int { store.transactionsCommitted }
 
     /// Collects, for each step result, the time from its end to its successor's scheduling.
     public func recordSchedulingLatency(into recorder: LatencyRecorder?) {

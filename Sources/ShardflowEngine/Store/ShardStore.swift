@@ -26,6 +26,8 @@ final class ShardStore: Sendable {
         var closed = false
         /// The sequences as last committed; a transaction starts from them.
         var sequences: ShardSequences
+        /// Transactions committed since the store opened (a benchmark figure).
+        var committed = 0
     }
 
     /// Opens (creating if needed) and migrates the store of `shard` under `directory`, holding its lock.
@@ -90,6 +92,9 @@ final class ShardStore: Sendable {
 
     var isClosed: Bool { state.withLock { $0.closed } }
 
+    /// Transactions committed since the store opened.
+    var transactionsCommitted: Int { state.withLock { $0.committed } }
+
     /// Statements the writer connection has run since the store opened.
     var statementsExecuted: Int { writer.unsafeRead { _ in writerStatements.value.executed } }
 
@@ -116,7 +121,10 @@ final class ShardStore: Sendable {
             // Committed. (The writer's queue runs one transaction at a time, so no other one committed
             // sequences in between.)
             guard let committed = opened else { throw ShardError.io("transaction body did not run") }
-            state.withLock { $0.sequences = committed.sequences }
+            state.withLock { state in
+                state.sequences = committed.sequences
+                state.committed += 1
+            }
             return (value, committed)
         } catch {
             if let opened { rolledBack(opened) }

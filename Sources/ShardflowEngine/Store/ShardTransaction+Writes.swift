@@ -79,7 +79,7 @@ extension ShardTransaction {
             WHERE id = ?
             """, WorkflowStatus(event.status), result, event.error?.message, event.error?.step, now, workflow.id)
         if leftovers?.mayHaveOpenOperations ?? true {
-            try run("DELETE FROM tasks WHERE workflowId = ?", workflow.id)
+            try run("UPDATE journal SET taskState = NULL, input = NULL WHERE workflowId = ? AND taskState IS NOT NULL", workflow.id)
             try run("DELETE FROM timers WHERE workflowId = ?", workflow.id)
             try run("DELETE FROM event_waits WHERE workflowId = ?", workflow.id)
         }

@@ -11,7 +11,7 @@ enum StoreQueries {
             SELECT COUNT(*) FROM workflows w
             WHERE w.status = 'running' AND w.parkedReason IS NULL
             AND NOT EXISTS (SELECT 1 FROM replay_queue r WHERE r.workflowId = w.id)
-            AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.workflowId = w.id)
+            AND NOT EXISTS (SELECT 1 FROM journal t WHERE t.workflowId = w.id AND t.taskState IS NOT NULL)
             AND NOT EXISTS (SELECT 1 FROM timers m WHERE m.workflowId = w.id)
             AND NOT EXISTS (SELECT 1 FROM event_waits e WHERE e.workflowId = w.id)
             """)
@@ -22,7 +22,7 @@ enum StoreQueries {
             SELECT w.id FROM workflows w
             WHERE w.status = 'running' AND w.parkedReason IS NULL
             AND NOT EXISTS (SELECT 1 FROM replay_queue r WHERE r.workflowId = w.id)
-            AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.workflowId = w.id)
+            AND NOT EXISTS (SELECT 1 FROM journal t WHERE t.workflowId = w.id AND t.taskState IS NOT NULL)
             AND NOT EXISTS (SELECT 1 FROM timers m WHERE m.workflowId = w.id)
             AND NOT EXISTS (SELECT 1 FROM event_waits e WHERE e.workflowId = w.id)
             ORDER BY w.id LIMIT ?
@@ -68,14 +68,14 @@ enum StoreQueries {
             shard: meta?.shard ?? shard,
             epoch: meta?.epoch ?? 0,
             executorState: state,
-            queuedTasks: try db.count("SELECT COUNT(*) FROM tasks WHERE state = 'queued'"),
-            runningTasks: try db.count("SELECT COUNT(*) FROM tasks WHERE state = 'running'"),
+            queuedTasks: try db.count("SELECT COUNT(*) FROM journal WHERE taskState = 'queued'"),
+            runningTasks: try db.count("SELECT COUNT(*) FROM journal WHERE taskState = 'running'"),
             replayQueueDepth: try db.count("SELECT COUNT(*) FROM replay_queue"),
             outboxDepth: try db.count("SELECT COUNT(*) FROM outbox"),
             timers: try db.count("SELECT COUNT(*) FROM timers"),
             eventWaits: try db.count("SELECT COUNT(*) FROM event_waits"),
             workflowsByStatus: byStatus,
-            oldestQueuedCreatedAt: try db.int("SELECT MIN(createdAt) FROM tasks WHERE state = 'queued'"),
+            oldestQueuedCreatedAt: try db.int("SELECT MIN(fifoAt) FROM journal WHERE taskState = 'queued'"),
             oldestOutboxCreatedAt: try oldestOutboxCreatedAt(db),
             quarantinedWorkflows: try db.count("SELECT COUNT(*) FROM workflows WHERE quarantined = 1"),
             parkedWorkflows: try db.count("SELECT COUNT(*) FROM workflows WHERE parkedReason IS NOT NULL"),
@@ -87,7 +87,9 @@ enum StoreQueries {
         // Rows of a workflow that is not running (or does not exist).
         var orphans: [String: Int] = [:]
         orphans["tasks"] = try db.count("""
-            SELECT COUNT(*) FROM tasks x WHERE NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = x.workflowId AND w.status = 'running')
+            SELECT COUNT(*) FROM journal x
+            WHERE x.taskState IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = x.workflowId AND w.status = 'running')
             """)
         orphans["replay_queue"] = try db.count("""
             SELECT COUNT(*) FROM replay_queue x
@@ -102,12 +104,13 @@ enum StoreQueries {
             """)
         orphans["journal"] = try db.count(
             "SELECT COUNT(*) FROM journal x WHERE NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = x.workflowId)")
-        orphans["tasks_without_journal_entry"] = try db.count(
-            "SELECT COUNT(*) FROM tasks x WHERE NOT EXISTS (SELECT 1 FROM journal j WHERE j.workflowId = x.workflowId AND j.seq = x.stepId)")
+        // A task is the pending journal entry of its step: one whose entry is resolved is left over.
+        orphans["tasks_of_resolved_entries"] = try db.count(
+            "SELECT COUNT(*) FROM journal WHERE taskState IS NOT NULL AND status <> 'pending'")
         return AuditReport(
             shard: try meta(db)?.shard ?? shard,
             stuckWorkflows: try stuckIds(db),
-            runningTasks: try db.count("SELECT COUNT(*) FROM tasks WHERE state = 'running'"),
+            runningTasks: try db.count("SELECT COUNT(*) FROM journal WHERE taskState = 'running'"),
             concurrencyBound: concurrencyBound,
             orphanRows: orphans,
             oldestOutboxAgeMilliseconds: try oldestOutboxCreatedAt(db).map { max(0, now - $0) },
@@ -128,7 +131,8 @@ enum StoreQueries {
         func group(_ row: StoreRow) -> (value: String, rows: Int) { (row[0], row[1]) }
         tally(OutboxTopic.self, try db.rows("SELECT topic, COUNT(*) FROM outbox GROUP BY topic", as: group))
         tally(WorkflowStatus.self, try db.rows("SELECT status, COUNT(*) FROM workflows GROUP BY status", as: group))
-        tally(TaskState.self, try db.rows("SELECT state, COUNT(*) FROM tasks GROUP BY state", as: group))
+        tally(TaskState.self, try db.rows("SELECT taskState, COUNT(*) FROM journal WHERE taskState IS NOT NULL GROUP BY taskState",
+                                          as: group))
         tally(JournalEntry.Kind.self, try db.rows("SELECT kind, COUNT(*) FROM journal GROUP BY kind", as: group))
         tally(JournalEntry.Status.self, try db.rows("SELECT status, COUNT(*) FROM journal GROUP BY status", as: group))
         tally(ReplayTrigger.self, try db.rows("SELECT trigger, COUNT(*) FROM replay_queue GROUP BY trigger", as: group))
@@ -150,7 +154,9 @@ enum StoreQueries {
         let waits = try db.rows("SELECT seq, name FROM event_waits WHERE workflowId = ? ORDER BY seq", workflowId) {
             WorkflowDetail.EventWait(stepId: $0[0], name: $0[1])
         }
-        let tasks = try db.rows("SELECT stepId, name, state, attempt, readyAt FROM tasks WHERE workflowId = ? ORDER BY stepId",
+        let tasks = try db.rows("""
+            SELECT seq, name, taskState, attempts, readyAt FROM journal WHERE workflowId = ? AND taskState IS NOT NULL ORDER BY seq
+            """,
                                 workflowId) { task in
             WorkflowDetail.PendingTask(stepId: task[0], name: task[1], state: task[2], attempt: task[3], readyAt: task[4])
         }
@@ -182,9 +188,8 @@ enum StoreQueries {
             ShardLists.Failed(workflowId: row[0], workflow: row[1], error: row[2], step: row[3], completedAt: row[4])
         }
         let retrying = try db.rows("""
-            SELECT t.workflowId, t.stepId, t.name, t.attempt, t.readyAt, j.error FROM tasks t
-            LEFT JOIN journal j ON j.workflowId = t.workflowId AND j.seq = t.stepId
-            WHERE t.state = 'queued' AND t.attempt > 0 ORDER BY t.readyAt LIMIT ?
+            SELECT workflowId, seq, name, attempts, readyAt, error FROM journal
+            WHERE taskState = 'queued' AND attempts > 0 ORDER BY readyAt LIMIT ?
             """, limit) { row in
             ShardLists.Retrying(workflowId: row[0], stepId: row[1], name: row[2], attempts: row[3], readyAt: row[4], lastError: row[5])
         }

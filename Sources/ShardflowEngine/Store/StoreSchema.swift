@@ -143,6 +143,35 @@ enum StoreSchema {
                 CREATE INDEX workflows_parked ON workflows(parkedAt) WHERE parkedReason IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("v6-tasks-in-the-journal") { db in
+            // A step's task is its pending journal entry: scheduling writes one row instead of two, and a
+            // result resolves it in one update instead of an update and a delete. `taskState` is NULL when
+            // the entry has no task (resolved, or not a step); `fifoAt` is the workflow's createdAt (I4).
+            // `attempts` counts the claims, as the task's attempt did.
+            try db.execute(sql: """
+                ALTER TABLE journal ADD COLUMN taskState TEXT;
+                ALTER TABLE journal ADD COLUMN input TEXT;
+                ALTER TABLE journal ADD COLUMN fifoAt INTEGER;
+                ALTER TABLE journal ADD COLUMN readyAt INTEGER;
+                ALTER TABLE journal ADD COLUMN enqueuedAt INTEGER;
+                ALTER TABLE journal ADD COLUMN claimedEpoch INTEGER;
+                ALTER TABLE journal ADD COLUMN maxAttempts INTEGER;
+                ALTER TABLE journal ADD COLUMN initialBackoffMs INTEGER;
+                ALTER TABLE journal ADD COLUMN multiplier REAL;
+                ALTER TABLE journal ADD COLUMN maxBackoffMs INTEGER;
+                ALTER TABLE journal ADD COLUMN jitter REAL;
+                UPDATE journal SET taskState = t.state, input = t.input, fifoAt = t.createdAt, readyAt = t.readyAt,
+                    enqueuedAt = t.enqueuedAt, claimedEpoch = t.claimedEpoch, attempts = t.attempt,
+                    maxAttempts = t.maxAttempts, initialBackoffMs = t.initialBackoffMs, multiplier = t.multiplier,
+                    maxBackoffMs = t.maxBackoffMs, jitter = t.jitter
+                FROM tasks t WHERE t.workflowId = journal.workflowId AND t.stepId = journal.seq;
+                DROP TABLE tasks;
+                CREATE INDEX journal_queued_fifo ON journal(fifoAt, workflowId, seq) WHERE taskState = 'queued';
+                CREATE INDEX journal_backing_off ON journal(readyAt) WHERE taskState = 'queued' AND readyAt > enqueuedAt;
+                CREATE INDEX journal_running ON journal(workflowId, seq) WHERE taskState = 'running';
+                CREATE INDEX journal_parked ON journal(name) WHERE taskState = 'parked';
+                """)
+        }
         return migrator
     }
 }

@@ -29,12 +29,12 @@ extension StoreRow {
     }
 }
 
-/// `tasks.state`.
+/// `journal.taskState`: the task of a step's pending entry (NULL when it has none).
 enum TaskState: String, StoreEnum, CaseIterable, Sendable {
     case queued, running
     /// Set aside: its workflow is parked (see `Shard+Parking`).
     case parked
-    static let storeColumn = "tasks.state"
+    static let storeColumn = "journal.taskState"
 }
 
 /// `workflows.status`.
