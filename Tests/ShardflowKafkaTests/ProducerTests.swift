@@ -22,6 +22,23 @@ import Testing
         #expect(error.name.contains("UNKNOWN_TOPIC") || error.name.contains("MSG_TIMED_OUT"), "\(error)")
     }
 
+    @Test func aProducerInAFatalStateReplacesItsInstanceAndDeliversWhatFailed() async throws {
+        let broker = try await LocalBroker.started()
+        let configuration = broker.configuration
+        try await KafkaAdmin(configuration: configuration).createTopics([NewTopic(name: "produce.fatal", partitions: 1)])
+        let producer = try KafkaProducer(configuration: configuration)
+        let before = try await producer.send(KafkaProducerMessage(topic: "produce.fatal", key: "a", value: "1"))
+        producer.injectFatalErrorForTesting()
+        // Without the replacement every later message would fail with the fatal error.
+        let after = await producer.sendAll((2...5).map { KafkaProducerMessage(topic: "produce.fatal", key: "a", value: "\($0)") })
+        for result in after {
+            let report = try result.get()
+            #expect(report.offset > before.offset)
+        }
+        await producer.close()
+        await broker.stop()
+    }
+
     @Test func deliveryReportsCarryPartitionAndOffset() async throws {
         let broker = try await LocalBroker.started()
         let configuration = broker.configuration

@@ -69,6 +69,9 @@ public enum InspectRendering {
             for (table, count) in report.orphanRows.sorted(by: { $0.key < $1.key }) where count > 0 {
                 lines.append("shard \(report.shard): \(count) rows of \(table) point at nothing")
             }
+            for (column, count) in report.undecodableRows.sorted(by: { $0.key < $1.key }) {
+                lines.append("shard \(report.shard): \(count) undecodable rows: \(column) holds a value this version does not know (written by a newer version, or damaged)")
+            }
             if report.outboxTooOld, let age = report.oldestOutboxAgeMilliseconds {
                 lines.append("shard \(report.shard): the oldest outbox row has waited \(age / 1000) s to be published (limit \(report.outboxAgeLimitMilliseconds / 1000) s): its messages are not getting out")
             }
