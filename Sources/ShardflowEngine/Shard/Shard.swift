@@ -5,7 +5,7 @@ import Synchronization
 
 /// One shard: the single writer of `<directory>/shard-NNN.sqlite`. A thin composition of its parts:
 ///
-/// - ``ShardStore``: the SQLite store; every state change is one ``ShardTransaction`` that also writes
+/// - `ShardStore`: the SQLite store; every state change is one `ShardTransaction` that also writes
 ///   what it causes (replay rows, tasks, outbox messages), so a crash at any point leaves a consistent store;
 /// - `ShardExecutor`: claims, in-flight steps, their results and the epoch;
 /// - `ShardReplayer`: workflow code and the bodies kept alive between steps;
