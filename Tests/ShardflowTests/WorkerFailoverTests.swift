@@ -78,45 +78,6 @@ extension Integration {
             await cluster.stop()
         }
 
-        @Test("a shard whose store is locked delays neither the worker's other shards nor a rebalance; its messages wait and then run")
-        func aLockedStoreDelaysNeitherTheOthersNorARevoke() async throws {
-            let cluster = try await TestCluster.start(partitions: 4, name: "locked")
-            let completions = TopicCollector(reader: try await cluster.reader(cluster.topics.completions))
-            // This process holds shard 0's store, as a previous owner still settling would.
-            let holder = try await Shard.open(directory: cluster.dataDirectory, shard: 0, registry: WorkflowRegistry())
-            let first = try cluster.startWorker(name: "first")
-            let client = try cluster.client()
-            let starts = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(1)]), count: 80, idPrefix: "locked")
-            try await client.startAll(starts)
-            await client.close()
-            let ids = Set(starts.map(\.workflowId))
-            let onLocked = ids.filter { ShardRouting.partition(ofWorkflowId: $0, partitionCount: 4) == 0 }
-            #expect(!onLocked.isEmpty)
-            #expect(await completions.waitForCompletions(ids.subtracting(onLocked), timeout: .seconds(60)),
-                    "the other shards run while shard 0 waits for its lock")
-            // A second worker joins: the first must hand shards over (a revoke) while shard 0 is still opening.
-            let second = try cluster.startWorker(name: "second")
-            let log = cluster.directory.appendingPathComponent("second.log").path
-            let deadline = ContinuousClock.now.advanced(by: .seconds(60))
-            var assigned = false
-            while ContinuousClock.now < deadline && !assigned {
-                try await Task.sleep(for: .milliseconds(250))
-                let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-                assigned = text.range(of: #"assigned shards \[[0-9]"#, options: .regularExpression) != nil
-            }
-            #expect(assigned, "the rebalance completed while shard 0's store was still locked")
-            #expect(completions.completions().byWorkflow.keys.filter { onLocked.contains($0) }.isEmpty)
-            await holder.close()
-            #expect(await completions.waitForCompletions(ids, timeout: .seconds(90)), "shard 0's messages waited, then ran")
-            let (byWorkflow, eventIds) = completions.completions()
-            #expect(byWorkflow.count == 80)
-            #expect(eventIds.values.allSatisfy { $0.count == 1 })
-            await second.terminate(timeout: .seconds(30))
-            await first.terminate(timeout: .seconds(30))
-            await completions.close()
-            await cluster.stop()
-        }
-
         @Test("a worker whose data directory lacks a shard's store refuses the shard instead of running it again")
         func refusesShardWhoseStoreIsElsewhere() async throws {
             let cluster = try await TestCluster.start(partitions: 2, name: "elsewhere")

@@ -36,12 +36,6 @@ public final class Worker: Service, Sendable {
         var brokerError: String?
         var stopping = false
         var consumed: [Int32: TopicPartitionOffset] = [:]
-        /// Workflows messages of shards still opening, in arrival order, applied once the shard runs (nil:
-        /// not holding). Nothing read is dropped: the store skips what lies below its next offset, so a
-        /// message applied ahead of one dropped would hide it.
-        var held: [Int: [KafkaMessage]] = [:]
-        /// Partitions paused because their held messages reached `holdLimit`.
-        var paused: Set<Int> = []
         /// The latest snapshot of each owned shard (see `ShardSnapshot`).
         var snapshots: [Int: ShardSnapshot] = [:]
     }
@@ -128,7 +122,8 @@ public final class Worker: Service, Sendable {
         for await event in consumer.events {
             switch event {
             case .messages(let messages):
-                await ingest(messages, stream: .workflows, consumer: consumer)
+                await ingest(messages, stream: .workflows)
+                noteConsumed(messages)
             case .assigned(let partitions):
                 await assign(partitions, consumer: consumer, control: control, producer: producer)
             case .revoked(let partitions):
@@ -142,100 +137,42 @@ public final class Worker: Service, Sendable {
     private func consumeControl(_ control: KafkaPartitionConsumer) async {
         for await event in control.events {
             switch event {
-            case .messages(let messages): await ingest(messages, stream: .control, consumer: nil)
+            case .messages(let messages): await ingest(messages, stream: .control)
             case .error(let error): logger.warning("kafka control consumer: \(error)")
             case .assigned, .revoked: break
             }
         }
     }
 
-    /// Held messages of one opening shard above which its partition is paused (resumed once it runs).
-    private static let holdLimit = 20_000
-
-    /// Applies messages to their shards, partitions in parallel; a shard still opening holds them (see
-    /// `State.held`). A store error is retried (never skipped: the message would be lost); a shard closed
-    /// meanwhile (revoked) drops them, since its next owner reads them again from the offset in its store.
-    private func ingest(_ messages: [KafkaMessage], stream: InboundMessage.Stream, consumer: KafkaConsumer?) async {
-        enum Route { case apply(OwnedShard), hold(pause: Bool), drop }
+    /// Applies messages to their shards, partitions in parallel. A store error is retried (never skipped: the
+    /// message would be lost); a shard closed meanwhile (revoked) drops them, since its next owner reads them
+    /// again from the offset in the store.
+    private func ingest(_ messages: [KafkaMessage], stream: InboundMessage.Stream) async {
         let byPartition = Dictionary(grouping: messages, by: \.partition)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
         await withTaskGroup(of: Void.self) { group in
             for (partition, batch) in byPartition {
-                let number = Int(partition)
-                let route: Route = state.withLock { state in
-                    if stream == .workflows, state.held[number] != nil {
-                        state.held[number, default: []].append(contentsOf: batch)
-                        let pause = (state.held[number]?.count ?? 0) > Self.holdLimit && !state.paused.contains(number)
-                        if pause { state.paused.insert(number) }
-                        return .hold(pause: pause)
-                    }
-                    return state.ownership.runningShard(number).map(Route.apply) ?? .drop
+                guard let owned = state.withLock({ $0.ownership.runningShard(Int(partition)) }) else { continue }
+                let inbound = batch.map {
+                    InboundMessage(stream: stream, topic: $0.topic, partition: Int($0.partition), offset: $0.offset,
+                                   key: $0.key, value: $0.value, timestamp: $0.timestamp ?? now)
                 }
-                switch route {
-                case .apply(let owned):
-                    group.addTask { await self.apply(batch, stream: stream, to: owned) }
-                case .hold(let pause):
-                    if pause, let consumer {
+                group.addTask {
+                    var pause = Duration.milliseconds(100)
+                    while !Task.isCancelled {
                         do {
-                            try consumer.pause([TopicPartition(topic: configuration.topics.workflows, partition: partition)])
+                            _ = try await owned.shard.ingest(inbound)
+                            return
+                        } catch ShardError.closed {
+                            return
                         } catch {
-                            logger.warning("shard \(number): cannot pause its partition while it opens: \(error)")
+                            self.logger.error("ingest into shard \(partition) failed, retrying in \(pause): \(error)")
+                            try? await Task.sleep(for: pause)
+                            pause = min(pause * 2, .seconds(5))
                         }
                     }
-                case .drop:
-                    continue
                 }
             }
-        }
-    }
-
-    /// Applies one partition's batch to its shard, retrying store errors; then notes the offsets consumed.
-    private func apply(_ batch: [KafkaMessage], stream: InboundMessage.Stream, to owned: OwnedShard) async {
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let inbound = batch.map {
-            InboundMessage(stream: stream, topic: $0.topic, partition: Int($0.partition), offset: $0.offset,
-                           key: $0.key, value: $0.value, timestamp: $0.timestamp ?? now)
-        }
-        var pause = Duration.milliseconds(100)
-        while !Task.isCancelled {
-            do {
-                _ = try await owned.shard.ingest(inbound)
-                if stream == .workflows { noteConsumed(batch) }
-                return
-            } catch ShardError.closed {
-                return
-            } catch {
-                logger.error("ingest into shard \(owned.shard.shard) failed, retrying in \(pause): \(error)")
-                try? await Task.sleep(for: pause)
-                pause = min(pause * 2, .seconds(5))
-            }
-        }
-    }
-
-    /// Once a shard runs: applies what it held while it opened, in order, until nothing is left, then lets
-    /// new messages go to it directly (the events loop appends to `held` until this sets it to nil).
-    private func releaseHeld(_ number: Int, to owned: OwnedShard, consumer: KafkaConsumer) async {
-        while true {
-            let next: [KafkaMessage]? = state.withLock { state in
-                guard let held = state.held[number] else { return nil }
-                if held.isEmpty {
-                    state.held[number] = nil
-                    return nil
-                }
-                state.held[number] = []
-                return held
-            }
-            guard let next else { break }
-            await apply(next, stream: .workflows, to: owned)
-        }
-        resumeIfPaused(number, consumer: consumer)
-    }
-
-    private func resumeIfPaused(_ number: Int, consumer: KafkaConsumer) {
-        guard state.withLock({ $0.paused.remove(number) }) != nil else { return }
-        do {
-            try consumer.resume([TopicPartition(topic: configuration.topics.workflows, partition: Int32(number))])
-        } catch {
-            logger.warning("shard \(number): cannot resume its partition: \(error)")
         }
     }
 
@@ -270,19 +207,20 @@ public final class Worker: Service, Sendable {
 
     // MARK: - rebalance
 
-    /// Opens the assigned shards concurrently and returns at once: one slow or locked store holds up
-    /// neither the others nor the events behind this one (a revoke among them). Messages of a shard still
-    /// opening are held for it (see `State.held`).
+    /// Opens the assigned shards concurrently, so one slow or locked store does not hold up the others,
+    /// and returns once all are running (or refused). The consumer's next events wait for that: a message
+    /// of a shard must not be applied before its consumer has been moved to the shard's stored offset,
+    /// since the store skips what lies below its next offset (see docs/operations.md on slow opens).
     private func assign(_ partitions: [TopicPartition], consumer: KafkaConsumer, control: KafkaPartitionConsumer,
                         producer: KafkaProducer) async {
         let numbers = partitions.filter { $0.topic == configuration.topics.workflows }.map { Int($0.partition) }
         logger.info("assigned shards \(numbers.sorted())")
+        var opening: [Task<Void, Never>] = []
         for number in numbers {
             let accepted: Bool = state.withLock { state in
                 state.joinedGroup = true
                 do {
                     try state.ownership.assign(number)
-                    state.held[number] = []
                     return true
                 } catch {
                     logger.error("\(error)")
@@ -292,8 +230,10 @@ public final class Worker: Service, Sendable {
             guard accepted else { continue }
             let task = Task { await self.openShard(number, consumer: consumer, control: control, producer: producer) }
             state.withLock { $0.ownership.opening(number, task: task) }
+            opening.append(task)
         }
         if numbers.isEmpty { state.withLock { $0.joinedGroup = true } }
+        for task in opening { await task.value }
     }
 
     /// Opens one assigned shard and runs it: starts its loops and publisher, then points the consumers at
@@ -301,7 +241,6 @@ public final class Worker: Service, Sendable {
     private func openShard(_ number: Int, consumer: KafkaConsumer, control: KafkaPartitionConsumer,
                            producer: KafkaProducer) async {
         guard let shard = await open(number) else {
-            dropHeld(number, consumer: consumer)
             state.withLock { $0.ownership.openFailed(number) }
             return
         }
@@ -319,7 +258,6 @@ public final class Worker: Service, Sendable {
             // workflows again, so the shard is left alone (and reported) until an operator decides.
             logger.critical("shard \(number): the group has consumed it up to offset \(committed) but \(configuration.dataDirectory) has no store for it; not running it (point --data-dir at its store, or pass --adopt-missing-stores to start it empty)")
             await shard.close(drainTimeout: .zero)
-            dropHeld(number, consumer: consumer)
             state.withLock { state in
                 do { try state.ownership.refuse(number) } catch { logger.info("\(error)") }
             }
@@ -334,14 +272,12 @@ public final class Worker: Service, Sendable {
             action = try state.withLock { try $0.ownership.opened(number, owned) }
             if case .close = action {
                 // Revoked while it opened: the revoke waits for this task, which gives the store back.
-                dropHeld(number, consumer: consumer)
                 await settle(number, owned)
                 return
             }
         } catch {
             logger.error("shard \(number): \(error)")
             await shard.close(drainTimeout: .zero)
-            dropHeld(number, consumer: consumer)
             state.withLock { $0.ownership.openFailed(number) }
             return
         }
@@ -362,21 +298,12 @@ public final class Worker: Service, Sendable {
                 pause = min(pause * 2, .seconds(5))
             }
         }
-        if let owned = state.withLock({ $0.ownership.runningShard(number) }) {
-            await releaseHeld(number, to: owned, consumer: consumer)
-        }
         do {
             try await control.assign([TopicPartitionOffset(topic: configuration.topics.control, partition: Int32(number),
                                                            offset: offsets.control ?? TopicPartitionOffset.beginning)])
         } catch {
             logger.error("shard \(number): cannot assign its control partition: \(error)")
         }
-    }
-
-    /// Forgets what an opening shard held (it does not run here; its next owner reads from its store).
-    private func dropHeld(_ number: Int, consumer: KafkaConsumer) {
-        state.withLock { _ = $0.held.removeValue(forKey: number) }
-        resumeIfPaused(number, consumer: consumer)
     }
 
     /// The group's committed offset of a workflows partition, if any.
@@ -421,13 +348,7 @@ public final class Worker: Service, Sendable {
         } catch {
             logger.error("cannot unassign control partitions: \(error)")
         }
-        let actions = state.withLock { state in
-            numbers.map { number in
-                state.held[number] = nil
-                state.paused.remove(number)
-                return (number, state.ownership.revoke(number))
-            }
-        }
+        let actions = state.withLock { state in numbers.map { ($0, state.ownership.revoke($0)) } }
         await withTaskGroup(of: Void.self) { group in
             for (number, action) in actions {
                 group.addTask { await self.apply(action, to: number) }
