@@ -8,7 +8,8 @@ import PackageDescription
 //   ShardflowKafka    a small Swift face over librdkafka (producer, consumer group, admin)
 //   ShardflowJSON     JSON values, a fast reader and writer, and the Codable coder over them
 //   ShardflowEngine   the per-shard store, replay, task queue, executor (no Kafka); its crash guard's
-//                     signal handler is the C target CShardflowCrashGuard
+//                     signal handler is the C target CShardflowCrashGuard; the shard log's change capture
+//                     and restore use SQLite's session extension (CSQLiteSession)
 //   ShardflowLLM      the Anthropic Messages API client, its rate limiter and the step identity
 //   Shardflow         the worker runtime wiring the engine to Kafka
 // Test and tool modules, on top; the libraries above never depend on them:
@@ -49,6 +50,8 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
+        // SQLite's session extension (the shard log's change capture), from the same system libsqlite3 GRDB uses.
+        .systemLibrary(name: "CSQLiteSession", path: "Sources/CSQLiteSession"),
         .target(name: "ShardflowSupport"),
         .target(
             name: "ShardflowKafka",
@@ -74,6 +77,7 @@ let package = Package(
             name: "ShardflowEngine",
             dependencies: [
                 "CShardflowCrashGuard",
+                "CSQLiteSession",
                 "ShardflowJSON",
                 "ShardflowSupport",
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -58,6 +58,32 @@ public final class Shard: Sendable {
         let metrics = EngineMetrics(shard: shard)
         let signals = WorkSignals()
         let store = try ShardStore(directory: directory, shard: shard, metrics: metrics, logger: shardLogger, signals: signals)
+        return try open(store: store, directory: directory, registry: registry, configuration: configuration, clock: clock,
+                        logger: shardLogger, metrics: metrics, signals: signals)
+    }
+
+    /// Opens a shard whose store `restored` brought up to date from the shard's log; from now on every
+    /// transaction goes to the log (`writing`), and outbox messages wait for their records' confirmation
+    /// (`confirmLog(through:)`). The restore's store becomes the shard's.
+    public static func open(restored: ShardRestore, writing: ShardLogWriting, registry: WorkflowRegistry,
+                            configuration: ShardConfiguration = ShardConfiguration(),
+                            clock: any EngineClock = SystemEngineClock()) async throws -> Shard {
+        let store = try restored.takeStore()
+        do {
+            let local = try store.localLogState()
+            store.startLog(writing, lastSeq: local.lastSeq)
+        } catch {
+            store.close()
+            throw error
+        }
+        return try open(store: store, directory: restored.directory, registry: registry, configuration: configuration,
+                        clock: clock, logger: restored.logger, metrics: restored.metrics, signals: restored.signals)
+    }
+
+    private static func open(store: ShardStore, directory: String, registry: WorkflowRegistry,
+                             configuration: ShardConfiguration, clock: any EngineClock, logger shardLogger: Logger,
+                             metrics: EngineMetrics, signals: WorkSignals) throws -> Shard {
+        let shard = store.shard
         do {
             let meta = try store.read { try StoreQueries.meta($0) }
             // Read while holding the lock: no other owner can be running this shard's code now.
@@ -182,12 +208,14 @@ public final class Shard: Sendable {
         try store.read { db in (try StoreQueries.nextOffset(db, .workflows), try StoreQueries.nextOffset(db, .control)) }
     }
 
-    /// Outbox rows in id order. A row whose topic this version does not know is replaced by a dead
-    /// letter that says so (it would otherwise never be delivered).
+    /// Outbox rows in id order, of transactions the shard log has confirmed (the output gate: nothing goes
+    /// out before the state that produced it is durable in Kafka). A row whose topic this version does not
+    /// know is replaced by a dead letter that says so (it would otherwise never be delivered).
     public func pendingOutbox(limit: Int = 1000) throws -> [OutboxRecord] {
         var unknown: [(id: Int64, topic: String)] = []
+        let gate = store.confirmedSeq
         let records = try store.read { db in
-            try db.rows("SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT ?", limit) { row -> OutboxRecord? in
+            try db.rows("SELECT id, topic, key, value FROM outbox WHERE logSeq <= ? ORDER BY id LIMIT ?", gate, limit) { row -> OutboxRecord? in
                 guard let topic = OutboxTopic(rawValue: row[1]) else {
                     unknown.append((row[0], row[1]))
                     return nil
@@ -270,10 +298,25 @@ public final class Shard: Sendable {
         return outcome
     }
 
-    /// Returns once the outbox holds at least one row (or the shard closes).
+    /// The shard log holds this shard's transactions up to `seq` (read back, valid): their outbox
+    /// messages may go out.
+    public func confirmLog(through seq: Int64) {
+        store.confirmLog(through: seq)
+        signals.outbox.notify()
+    }
+
+    /// Where this copy of the store stands against the shard's log.
+    public func localLogState() throws -> ShardLogLocalState { try store.localLogState() }
+
+    /// Remembers that the log up to `position` is in this store (the owner read it back), so a later
+    /// open reads on from there.
+    public func recordLogCheckpoint(_ position: ShardLogPosition) throws { try store.writeLogCheckpoint(position) }
+
+    /// Returns once the outbox holds at least one row the gate lets out (or the shard closes).
     public func waitForOutbox() async {
         while !Task.isCancelled {
-            let hasRows = (try? store.read { db in try db.int("SELECT 1 FROM outbox LIMIT 1") != nil }) ?? true
+            let gate = store.confirmedSeq
+            let hasRows = (try? store.read { db in try db.int("SELECT 1 FROM outbox WHERE logSeq <= ? LIMIT 1", gate) != nil }) ?? true
             if hasRows || isClosing { return }
             await signals.outbox.wait()
         }

@@ -7,6 +7,10 @@ import Synchronization
 /// A shard's SQLite store: the one writer connection (all transactions, through `ShardTransaction`), a
 /// read-only connection for monitoring (WAL lets it read while the writer writes), and the lock file that
 /// makes this process the store's only owner.
+///
+/// With a shard log (`startLog`), every transaction's row changes are captured (`ChangeSession`) and
+/// handed to the log's sink in commit order, and the outbox gate opens for a transaction's messages only
+/// once its record is confirmed in the log (`confirmLog`). Without one, the gate is always open.
 final class ShardStore: Sendable {
     let shard: Int
     let path: String
@@ -16,8 +20,11 @@ final class ShardStore: Sendable {
     private let metrics: EngineMetrics
     private let logger: Logger
     private let signals: WorkSignals
-    private let capture: (any ChangeCapture)?
     private let state: Mutex<State>
+    /// Held from a transaction's start to its change's hand-over to the log sink, so the sink sees
+    /// changes in commit order. (The writer's queue already runs one transaction at a time; this only
+    /// keeps the hand-over, which follows the commit, in the same order.)
+    private let commitOrder = ConditionLock()
     /// Statement caches of the two connections; each is used only on its connection's queue.
     private let writerStatements: UnsafeTransfer<StatementCache>
     private let monitorStatements: UnsafeTransfer<StatementCache>
@@ -28,12 +35,21 @@ final class ShardStore: Sendable {
         var sequences: ShardSequences
         /// Transactions committed since the store opened (a benchmark figure).
         var committed = 0
+        /// Set once the shard writes a log.
+        var log: LogWriter?
+        /// The last transaction whose outbox messages may go out: confirmed in the log (no log: all).
+        var confirmedSeq: Int64 = .max
+    }
+
+    private struct LogWriter {
+        let epoch: Int64
+        let sink: any ShardLogSink
+        var lastSeq: Int64
     }
 
     /// Opens (creating if needed) and migrates the store of `shard` under `directory`, holding its lock.
     /// Throws `ShardError.locked` while another owner holds it.
-    init(directory: String, shard: Int, metrics: EngineMetrics, logger: Logger, signals: WorkSignals,
-         capture: (any ChangeCapture)? = nil) throws {
+    init(directory: String, shard: Int, metrics: EngineMetrics, logger: Logger, signals: WorkSignals) throws {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -80,7 +96,6 @@ final class ShardStore: Sendable {
             self.metrics = metrics
             self.logger = logger
             self.signals = signals
-            self.capture = capture
             self.state = Mutex(State(sequences: sequences))
             self.writerStatements = UnsafeTransfer(statements)
             self.monitorStatements = UnsafeTransfer(StatementCache())
@@ -104,33 +119,120 @@ final class ShardStore: Sendable {
     /// gets the transaction (to undo what it staged in memory) and the error is rethrown.
     func transaction<T>(now: Int64, rolledBack: (ShardTransaction) -> Void,
                         _ body: (ShardTransaction) throws -> T) throws -> (value: T, transaction: ShardTransaction) {
-        let start = state.withLock { $0.closed ? nil : $0.sequences }
-        guard let sequences = start else { throw ShardError.closed(shard: shard) }
-        var opened: ShardTransaction?
-        do {
-            let value = try writer.write { db in
-                let transaction = ShardTransaction(
-                    connection: StoreConnection(db: db, cache: writerStatements.value), now: now, shard: shard,
-                    sequences: sequences, metrics: metrics, logger: logger, signals: signals)
-                opened = transaction
-                let value = try body(transaction)
-                try transaction.finish()
-                try capture?.transactionWillCommit(transaction)
-                return value
+        try commitOrder.withLock {
+            let start = state.withLock { $0.closed ? nil : (sequences: $0.sequences, log: $0.log) }
+            guard let (sequences, log) = start else { throw ShardError.closed(shard: shard) }
+            let logSeq = log.map { $0.lastSeq + 1 } ?? 0
+            var opened: ShardTransaction?
+            do {
+                let (value, change) = try writer.write { db -> (T, ShardLogChange?) in
+                    let session = try log.map { _ in try ChangeSession(connection: db.sqliteConnection!) }
+                    let transaction = ShardTransaction(
+                        connection: StoreConnection(db: db, cache: writerStatements.value), now: now, shard: shard,
+                        sequences: sequences, logSeq: logSeq, metrics: metrics, logger: logger, signals: signals)
+                    opened = transaction
+                    let value = try body(transaction)
+                    try transaction.finish()
+                    guard let log, let session else { return (value, nil) }
+                    let patchset = try session.patchset()
+                    // A transaction that changed no row (a claim that found nothing) takes no seq.
+                    guard !patchset.isEmpty else { return (value, nil) }
+                    try transaction.run("UPDATE shard_log_state SET lastSeq = ?, writerEpoch = ? WHERE id = 1",
+                                        logSeq, log.epoch)
+                    return (value, ShardLogChange(epoch: log.epoch, seq: logSeq, patchset: patchset))
+                }
+                // Committed. (The writer's queue runs one transaction at a time, so no other one committed
+                // sequences in between.)
+                guard let committed = opened else { throw ShardError.io("transaction body did not run") }
+                state.withLock { state in
+                    state.sequences = committed.sequences
+                    state.committed += 1
+                    if change != nil { state.log?.lastSeq = logSeq }
+                }
+                if let change, let log {
+                    metrics.logBytes.increment(by: change.patchset.count)
+                    log.sink.append(change)
+                }
+                return (value, committed)
+            } catch {
+                if let opened { rolledBack(opened) }
+                throw error
             }
-            // Committed. (The writer's queue runs one transaction at a time, so no other one committed
-            // sequences in between.)
-            guard let committed = opened else { throw ShardError.io("transaction body did not run") }
-            state.withLock { state in
-                state.sequences = committed.sequences
-                state.committed += 1
-            }
-            return (value, committed)
-        } catch {
-            if let opened { rolledBack(opened) }
-            throw error
         }
     }
+
+    // MARK: the shard log
+
+    /// Where this copy of the store stands against the shard's log.
+    func localLogState() throws -> ShardLogLocalState {
+        try read { db in
+            try db.row("SELECT checkpointOffset, checkpointEpoch, checkpointSeq, lastSeq, writerEpoch FROM shard_log_state WHERE id = 1") { row in
+                ShardLogLocalState(checkpoint: ShardLogPosition(offset: row[0], epoch: row[1], seq: row[2]),
+                                   lastSeq: row[3], writerEpoch: row[4])
+            } ?? .empty
+        }
+    }
+
+    /// Records where the store stands (outside the log: each copy has its own).
+    func writeLogState(_ local: ShardLogLocalState) throws {
+        guard !isClosed else { throw ShardError.closed(shard: shard) }
+        try writer.write { db in
+            try StoreConnection(db: db, cache: writerStatements.value).run("""
+                UPDATE shard_log_state SET checkpointOffset = ?, checkpointEpoch = ?, checkpointSeq = ?, lastSeq = ?,
+                    writerEpoch = ? WHERE id = 1
+                """, local.checkpoint.offset, local.checkpoint.epoch, local.checkpoint.seq, local.lastSeq, local.writerEpoch)
+        }
+    }
+
+    /// Moves the checkpoint forward (the owner read its own transactions back up to `position`).
+    func writeLogCheckpoint(_ position: ShardLogPosition) throws {
+        guard !isClosed else { throw ShardError.closed(shard: shard) }
+        try writer.write { db in
+            try StoreConnection(db: db, cache: writerStatements.value).run("""
+                UPDATE shard_log_state SET checkpointOffset = ?, checkpointEpoch = ?, checkpointSeq = ?
+                WHERE id = 1 AND checkpointOffset < ?
+                """, position.offset, position.epoch, position.seq, position.offset)
+        }
+    }
+
+    /// Applies changes read from the log (restoring), in one transaction, uncaptured. Returns the rows
+    /// that conflicted (see `ChangeSession.apply`).
+    func applyLogChanges(_ changes: [ShardLogChange]) throws -> Int {
+        guard !changes.isEmpty else { return 0 }
+        guard !isClosed else { throw ShardError.closed(shard: shard) }
+        let conflicts = try writer.write { db in
+            var conflicts = 0
+            for change in changes { conflicts += try ChangeSession.apply(change.patchset, to: db.sqliteConnection!) }
+            if let last = changes.last {
+                try StoreConnection(db: db, cache: writerStatements.value)
+                    .run("UPDATE shard_log_state SET lastSeq = ? WHERE id = 1", last.seq)
+            }
+            return conflicts
+        }
+        // What was applied may include sequences (shard_meta).
+        let sequences = try read { db in
+            try db.row("SELECT completionSeq, replaySeq FROM shard_meta WHERE id = 1") { ShardSequences(completion: $0[0], replay: $0[1]) }
+        }
+        if let sequences { state.withLock { $0.sequences = sequences } }
+        return conflicts
+    }
+
+    /// From now on every transaction goes to the log as `writing.epoch`'s, after `lastSeq`; outbox
+    /// messages of transactions up to `lastSeq` (restored, so in the log already) may go out.
+    func startLog(_ writing: ShardLogWriting, lastSeq: Int64) {
+        state.withLock { state in
+            state.log = LogWriter(epoch: writing.epoch, sink: writing.sink, lastSeq: lastSeq)
+            state.confirmedSeq = lastSeq
+        }
+    }
+
+    /// The log has this store's transactions up to `seq`: their outbox messages may go out.
+    func confirmLog(through seq: Int64) {
+        state.withLock { $0.confirmedSeq = max($0.confirmedSeq, seq) }
+    }
+
+    /// The last transaction whose outbox messages may be published.
+    var confirmedSeq: Int64 { state.withLock { $0.confirmedSeq } }
 
     /// A read on the writer's connection, serialized with every transaction (for what must see the
     /// writer's latest state: offsets, the outbox). Not `DatabaseQueue.read`: it toggles

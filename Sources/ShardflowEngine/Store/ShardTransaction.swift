@@ -46,11 +46,15 @@ final class ShardTransaction {
     var executions = StagedExecutions()
     private(set) var sequences: ShardSequences
     private var sequencesTaken = false
+    /// This transaction's seq in the shard log, if it changes anything (0 without a log): its outbox
+    /// messages wait until the log confirms it.
+    let logSeq: Int64
     /// The shard's hints, raised inside the transaction (see `WorkSignals`).
     let signals: WorkSignals
 
-    init(connection: StoreConnection, now: Int64, shard: Int, sequences: ShardSequences, metrics: EngineMetrics,
-         logger: Logger, signals: WorkSignals) {
+    init(connection: StoreConnection, now: Int64, shard: Int, sequences: ShardSequences, logSeq: Int64,
+         metrics: EngineMetrics, logger: Logger, signals: WorkSignals) {
+        self.logSeq = logSeq
         self.connection = connection
         self.signals = signals
         self.now = now
@@ -109,10 +113,4 @@ final class ShardTransaction {
                     sequences.completion, sequences.replay)
         }
     }
-}
-
-/// Where a transaction's changes go for the shard's log. `ShardStore` calls it inside the transaction,
-/// after the body and before the commit, so what it records commits (or rolls back) with the rows.
-protocol ChangeCapture: Sendable {
-    func transactionWillCommit(_ transaction: ShardTransaction) throws
 }

@@ -172,6 +172,34 @@ enum StoreSchema {
                 CREATE INDEX journal_parked ON journal(name) WHERE taskState = 'parked';
                 """)
         }
+        migrator.registerMigration("v7-shard-log") { db in
+            // The shard log captures row changes by primary key (SQLite's session extension), so the replay
+            // queue gets one: its rowid, made an explicit INTEGER PRIMARY KEY (the same order as before).
+            // An outbox row remembers the log seq of its transaction (the output gate), and
+            // `shard_log_state` says where this copy stands in the log (never itself logged).
+            try db.execute(sql: """
+                CREATE TABLE replay_queue_v7 (
+                    id INTEGER PRIMARY KEY,
+                    workflowId TEXT NOT NULL UNIQUE,
+                    trigger TEXT NOT NULL,
+                    enqueuedAt INTEGER NOT NULL
+                );
+                INSERT INTO replay_queue_v7 (id, workflowId, trigger, enqueuedAt)
+                    SELECT rowid, workflowId, trigger, enqueuedAt FROM replay_queue;
+                DROP TABLE replay_queue;
+                ALTER TABLE replay_queue_v7 RENAME TO replay_queue;
+                ALTER TABLE outbox ADD COLUMN logSeq INTEGER NOT NULL DEFAULT 0;
+                CREATE TABLE shard_log_state (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    checkpointOffset INTEGER NOT NULL DEFAULT -1,
+                    checkpointEpoch INTEGER NOT NULL DEFAULT 0,
+                    checkpointSeq INTEGER NOT NULL DEFAULT 0,
+                    lastSeq INTEGER NOT NULL DEFAULT 0,
+                    writerEpoch INTEGER NOT NULL DEFAULT 0
+                );
+                INSERT INTO shard_log_state (id) VALUES (1);
+                """)
+        }
         return migrator
     }
 }

@@ -1,0 +1,167 @@
+import Foundation
+import GRDB
+import ShardflowJSON
+import Synchronization
+import Testing
+@testable import ShardflowEngine
+
+/// Collects the changes a shard hands to its log, in order.
+final class CollectingSink: ShardLogSink {
+    let changes = Mutex<[ShardLogChange]>([])
+    func append(_ change: ShardLogChange) { changes.withLock { $0.append(change) } }
+    var all: [ShardLogChange] { changes.withLock { $0 } }
+}
+
+/// A log in memory: records at offsets 0, 1, 2, ...
+struct MemoryLog {
+    var records: [[UInt8]] = []
+    mutating func claim(_ nonce: UInt64) { records.append(ShardLogRecord.claim(ShardLogClaim(owner: "test", nonce: nonce, at: 0)).encoded()) }
+    mutating func change(epoch: Int64, seq: Int64, _ bytes: [UInt8] = [1, 2, 3]) {
+        records.append(ShardLogRecord.change(ShardLogFragment(epoch: epoch, seq: seq, index: 0, count: 1, bytes: bytes)).encoded())
+    }
+    func read(into reader: inout ShardLogReader, from offset: Int = 0) -> [ShardLogReader.Event] {
+        records.indices.dropFirst(offset).map { reader.read(offset: Int64($0), value: records[$0]) }.filter { $0 != .none }
+    }
+}
+
+@Suite struct ShardLogTests {
+    @Test func recordsRoundTripAndLargeChangesAreSplitIntoFragments() throws {
+        let claim = ShardLogRecord.claim(ShardLogClaim(owner: "worker-1@host", nonce: 42, at: 1_700))
+        #expect(try ShardLogRecord(decoding: claim.encoded()) == claim)
+        let change = ShardLogChange(epoch: 3, seq: 9, patchset: Array(repeating: 7, count: 2_500))
+        let records = ShardLogRecord.records(of: change, maxFragmentBytes: 1_000)
+        #expect(records.count == 3)
+        #expect(records.allSatisfy { $0.encoded().count <= 1_000 + 27 })
+        var reader = ShardLogReader(local: .empty, ownClaim: 1)
+        var events: [ShardLogReader.Event] = []
+        var log = MemoryLog()
+        log.claim(5)
+        log.records += records.map { $0.encoded() }
+        events = log.read(into: &reader)
+        // Written in epoch 3 while epoch 1 is in force: ignored, whole.
+        #expect(events.isEmpty)
+        var valid = MemoryLog()
+        valid.claim(5)
+        valid.records += ShardLogRecord.records(of: ShardLogChange(epoch: 1, seq: 1, patchset: change.patchset), maxFragmentBytes: 1_000).map { $0.encoded() }
+        var second = ShardLogReader(local: .empty, ownClaim: 1)
+        #expect(valid.read(into: &second) == [.apply(ShardLogChange(epoch: 1, seq: 1, patchset: change.patchset))])
+        #expect(throws: ShardLogRecordError.notAShardLogRecord) { try ShardLogRecord(decoding: [0x7b, 0x7d]) }
+        #expect(throws: ShardLogRecordError.truncated) { try ShardLogRecord(decoding: Array(claim.encoded().prefix(6))) }
+        #expect(throws: ShardLogRecordError.unknownFormat(9)) { try ShardLogRecord(decoding: [0x53, 9, 1]) }
+    }
+
+    @Test func restoringAppliesTheValidHistoryAndIgnoresAZombieAfterANewerClaim() {
+        var log = MemoryLog()
+        log.claim(11)                      // epoch 1: worker A
+        log.change(epoch: 1, seq: 1)
+        log.change(epoch: 1, seq: 2)
+        log.claim(22)                      // epoch 2: worker B
+        log.change(epoch: 1, seq: 3)       // A, paused past its session, writes on: ignored
+        log.change(epoch: 2, seq: 3)
+        log.change(epoch: 2, seq: 5)       // a gap: ignored
+        log.claim(33)                      // epoch 3: this reader
+        var reader = ShardLogReader(local: .empty, ownClaim: 33)
+        let events = log.read(into: &reader)
+        #expect(events.map { if case .apply(let change) = $0 { return "\(change.epoch)/\(change.seq)" } else { return "\($0)" } }
+                == ["1/1", "1/2", "2/3", "restored(epoch: 3, seq: 3)"])
+        #expect(reader.phase == .following)
+        #expect(reader.checkpoint == ShardLogPosition(offset: 7, epoch: 3, seq: 3))
+        // Following: its own next change is confirmed, a later claim fences it.
+        log.change(epoch: 2, seq: 4)       // B, a zombie now: ignored
+        log.change(epoch: 3, seq: 4)
+        log.claim(44)
+        #expect(log.read(into: &reader, from: 8) == [.confirmed(seq: 4), .fenced(ShardLogClaim(owner: "test", nonce: 44, at: 0))])
+        #expect(reader.phase == .stopped)
+    }
+
+    @Test func aStoreThatIsCurrentRestoresNothingAndOneAheadOfTheLogDiverged() {
+        var log = MemoryLog()
+        log.claim(1)
+        log.change(epoch: 1, seq: 1)
+        log.change(epoch: 1, seq: 2)
+        // The store read back seq 1 (its checkpoint) and committed seq 2 after it, in epoch 1.
+        let current = ShardLogLocalState(checkpoint: ShardLogPosition(offset: 1, epoch: 1, seq: 1), lastSeq: 2, writerEpoch: 1)
+        var reopened = log
+        reopened.claim(2)
+        var reader = ShardLogReader(local: current, ownClaim: 2)
+        #expect(reopened.read(into: &reader) == [.restored(epoch: 2, seq: 2)])
+        #expect(reader.changesApplied == 0)
+        // The same store, with seq 3 committed locally whose record never reached the broker.
+        let ahead = ShardLogLocalState(checkpoint: current.checkpoint, lastSeq: 3, writerEpoch: 1)
+        var aheadReader = ShardLogReader(local: ahead, ownClaim: 2)
+        guard case .diverged = reopened.read(into: &aheadReader).last else { Issue.record("a store ahead of the log diverged"); return }
+        // A store whose seq 2 was written in an epoch the log says lost: diverged.
+        var lost = MemoryLog()
+        lost.claim(1)
+        lost.change(epoch: 1, seq: 1)
+        lost.claim(9)
+        lost.change(epoch: 2, seq: 2)
+        lost.claim(2)
+        var lostReader = ShardLogReader(local: current, ownClaim: 2)
+        guard case .diverged = lost.read(into: &lostReader).first else { Issue.record("a store with a lost epoch's seq diverged"); return }
+    }
+
+    @Test func aRestoredStoreHoldsExactlyTheRowsOfTheStoreThatWroteTheLog() async throws {
+        let original = TemporaryDirectory()
+        let copy = TemporaryDirectory()
+        defer { original.cleanup(); copy.cleanup() }
+        let sink = CollectingSink()
+        let restore = try ShardRestore(directory: original.path, shard: 0)
+        try restore.finish(at: ShardLogPosition(offset: 0, epoch: 1, seq: 0))
+        let shard = try await Shard.open(restored: restore, writing: ShardLogWriting(epoch: 1, sink: sink),
+                                         registry: testRegistry())
+        try shard.start()
+        var factory = MessageFactory()
+        var messages: [InboundMessage] = []
+        for index in 0..<20 { messages.append(factory.start("s-\(index)", "sequential", .int(Int64(index)))) }
+        for index in 0..<10 { messages.append(factory.start("p-\(index)", "parallel", .int(Int64(index)))) }
+        messages.append(factory.start("f-1", "failing", .string("no")))
+        messages.append(factory.start("w-1", "waiter", .int(0)))
+        messages.append(factory.start("w-2", "waiter", .int(0)))
+        messages.append(factory.start("z-1", "sleeper", .int(3_600)))
+        _ = try await shard.ingest(messages)
+        _ = try await shard.ingest([
+            factory.raw(try EventMessage(workflowId: "w-1", name: "approval", value: .string("yes")).contractJSON(), key: "w-1"),
+            factory.raw(try CancelMessage(workflowId: "w-2", reason: "not needed").contractJSON(), key: "w-2"),
+        ])
+        let reader = OutboxReader(shard)
+        // The gate: nothing goes out before the log confirms it.
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try shard.pendingOutbox().isEmpty)
+        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+        while reader.completions.count < 33 && ContinuousClock.now < deadline {
+            shard.confirmLog(through: sink.all.last?.seq ?? 0)
+            try reader.drain()
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(reader.completions.count == 33)
+        await shard.close()
+        let changes = sink.all
+        #expect(changes.map(\.seq) == Array(1...Int64(changes.count)))
+        #expect(changes.allSatisfy { $0.epoch == 1 })
+
+        let restored = try ShardRestore(directory: copy.path, shard: 0)
+        #expect(try restored.apply(changes) == 0)
+        try restored.finish(at: ShardLogPosition(offset: 99, epoch: 2, seq: changes.last!.seq))
+        restored.close()
+        let want = try dump(original.path)
+        let got = try dump(copy.path)
+        #expect(want.keys.sorted() == got.keys.sorted())
+        for table in want.keys.sorted() { #expect(got[table] == want[table], "table \(table)") }
+        #expect(want["workflows"]?.count == 34)
+        #expect(want["timers"]?.count == 1)
+    }
+
+    /// Every row of every table but the log's own state, as text, by table.
+    private func dump(_ directory: String) throws -> [String: [String]] {
+        let queue = try DatabaseQueue(path: URL(fileURLWithPath: directory).appendingPathComponent(Shard.storeFileName(shard: 0)).path)
+        return try queue.read { db in
+            let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('shard_log_state', 'grdb_migrations', 'sqlite_sequence')")
+            var out: [String: [String]] = [:]
+            for table in tables {
+                out[table] = try Row.fetchAll(db, sql: "SELECT * FROM \(table)").map(\.description).sorted()
+            }
+            return out
+        }
+    }
+}
