@@ -38,11 +38,18 @@ struct OutboxPublisher: Sendable {
         }
     }
 
-    /// Publishes until the outbox is empty or `deadline` passes (shutdown flush). Returns the rows left.
+    /// Publishes until the outbox is empty or `deadline` passes (shutdown flush), waiting for the shard
+    /// log to confirm rows not yet let out. Returns the rows left.
     func flush(until deadline: ContinuousClock.Instant) async -> Int {
         while ContinuousClock.now < deadline {
             do {
-                if try await publishOnce() == 0 { return 0 }
+                if try await publishOnce() == 0 {
+                    let depth = try shard.stats().outboxDepth
+                    if depth == 0 { return 0 }
+                    try? await Task.sleep(for: .milliseconds(5))
+                }
+            } catch ShardError.closed {
+                return -1
             } catch {
                 logger.warning("outbox flush failed: \(error)")
                 try? await Task.sleep(for: .milliseconds(200))

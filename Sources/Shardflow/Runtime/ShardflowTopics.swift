@@ -14,9 +14,12 @@ public struct ShardflowTopics: Sendable, Hashable {
     public var replays: String { "\(prefix).replays" }
     public var controlResults: String { "\(prefix).control-results" }
     public var deadLetters: String { "\(prefix).dead-letters" }
+    /// Each shard's history (partition p: shard p), written by its owner and read by the next one;
+    /// the workers' own topic, not part of the wire contract.
+    public var shardLog: String { "\(prefix).shard-log" }
 
     /// Topics with one partition per shard: their partition counts must match.
-    public var sharded: [String] { [workflows, control] }
+    public var sharded: [String] { [workflows, control, shardLog] }
     /// Outbound topics, keyed by workflowId or commandId.
     public var outbound: [String] { [completions, replays, controlResults, deadLetters] }
     public var all: [String] { sharded + outbound }
@@ -30,6 +33,7 @@ public struct ShardflowTopics: Sendable, Hashable {
         case "replays": replays
         case "control-results": controlResults
         case "dead-letters": deadLetters
+        case "shard-log": shardLog
         default: nil
         }
     }

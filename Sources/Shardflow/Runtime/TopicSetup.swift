@@ -23,9 +23,11 @@ public enum TopicSetup {
         let all = try await admin.listTopics()
         let ours = topics.all.compactMap { name in all.first { $0.name == name } }
         let workflows = ours.first { $0.name == topics.workflows }?.partitionCount
-        let control = ours.first { $0.name == topics.control }?.partitionCount
-        if let workflows, let control, workflows != control {
-            throw MismatchError(description: "\(topics.workflows) has \(workflows) partitions but \(topics.control) has \(control): control partition p must exist for every shard p")
+        for other in [topics.control, topics.shardLog] {
+            let count = ours.first { $0.name == other }?.partitionCount
+            if let workflows, let count, workflows != count {
+                throw MismatchError(description: "\(topics.workflows) has \(workflows) partitions but \(other) has \(count): partition p must exist for every shard p")
+            }
         }
         return Created(topics: ours)
     }

@@ -4,6 +4,7 @@ import Metrics
 import ServiceLifecycle
 import ShardflowEngine
 import ShardflowKafka
+import ShardflowSupport
 import Synchronization
 
 /// A Shardflow worker: joins the consumer group on the workflows topic and runs every shard the group gives it.
@@ -26,6 +27,10 @@ public final class Worker: Service, Sendable {
         let shard: Shard
         let publisher: OutboxPublisher
         let publishing: Task<Void, Never>
+        /// Sends the shard's transactions to its log.
+        let appending: Task<Void, Never>
+        /// Reads the log back: confirms the shard's transactions, notices a newer claim.
+        let following: Task<Void, Never>
     }
 
     private struct State {
@@ -38,7 +43,12 @@ public final class Worker: Service, Sendable {
         var consumed: [Int32: TopicPartitionOffset] = [:]
         /// The latest snapshot of each owned shard (see `ShardSnapshot`).
         var snapshots: [Int: ShardSnapshot] = [:]
+        /// Shards restoring from their logs: the last log offset read and the offset of this worker's claim.
+        var restoring: [Int: (read: Int64, end: Int64)] = [:]
     }
+
+    /// Who claims shards in their logs: host and process, for operators reading a log.
+    private let owner = "\(ProcessInfo.processInfo.hostName)/\(ProcessInfo.processInfo.processIdentifier)"
 
     public init(configuration: WorkerConfiguration, registry: WorkflowRegistry, logger: Logger) {
         self.configuration = configuration
@@ -58,6 +68,11 @@ public final class Worker: Service, Sendable {
         let admin = try KafkaAdmin(configuration: configuration.kafka, requestTimeout: .seconds(5), logger: logger)
         let consumer = try KafkaConsumer(configuration: configuration.kafka, groupID: configuration.groupID, logger: logger)
         let control = try KafkaPartitionConsumer(configuration: configuration.kafka, logger: logger)
+        // The shard logs get a producer of their own: an owner's outputs wait for its records, so they
+        // are not held up behind a large outbox batch, nor lingered over.
+        let logProducer = try KafkaProducer(configuration: configuration.kafka.setting("linger.ms", "1"), logger: logger)
+        let log = try ShardLogClient(topic: topics.shardLog, configuration: configuration.kafka, producer: logProducer,
+                                     logger: logger)
         // Every shard checks that a message was read from the partition its workflowId maps to, which
         // needs the partition count; a worker that cannot learn it does not start.
         var warned = false
@@ -79,7 +94,8 @@ public final class Worker: Service, Sendable {
         ])
 
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.consumeWorkflows(consumer: consumer, control: control, producer: producer) }
+            group.addTask { await self.consumeWorkflows(consumer: consumer, control: control, producer: producer, log: log) }
+            group.addTask { await log.run() }
             group.addTask { await self.consumeControl(control) }
             group.addTask { await self.probeBroker(admin: admin) }
             group.addTask { await self.refreshGauges(consumer: consumer) }
@@ -92,12 +108,14 @@ public final class Worker: Service, Sendable {
             await consumer.close()
             let left = state.withLock { $0.ownership.revokeAll() }
             await withTaskGroup(of: Void.self) { settling in
-                for (number, action) in left { settling.addTask { await self.apply(action, to: number) } }
+                for (number, action) in left { settling.addTask { await self.apply(action, to: number, log: log) } }
             }
             await control.close()
+            await log.close()
             group.cancelAll()
         }
         await producer.close()
+        await logProducer.close()
         logger.info("worker stopped")
     }
 
@@ -106,28 +124,32 @@ public final class Worker: Service, Sendable {
         state.withLock { state in
             var reasons: [String] = []
             if !state.joinedGroup { reasons.append("consumer group not joined yet") }
-            let opening = state.ownership.opening
+            let opening = state.ownership.opening.subtracting(state.restoring.keys)
             if !opening.isEmpty { reasons.append("opening shards \(opening.sorted())") }
+            for (number, progress) in state.restoring.sorted(by: { $0.key < $1.key }) {
+                reasons.append("restoring shard \(number) from its log: offset \(max(progress.read, -1) + 1) of \(progress.end + 1)")
+            }
             if !state.brokerReachable { reasons.append("broker unreachable" + (state.brokerError.map { ": \($0)" } ?? "")) }
             if state.stopping { reasons.append("shutting down") }
             let refused = state.ownership.refused
-            if !refused.isEmpty { reasons.append("shards \(refused.sorted()) have no store in the data directory") }
+            if !refused.isEmpty { reasons.append("shards \(refused.sorted()) were consumed before their logs began, and their stores are not here") }
             return ReadinessReport(reasons: reasons)
         }
     }
 
     // MARK: - inbound
 
-    private func consumeWorkflows(consumer: KafkaConsumer, control: KafkaPartitionConsumer, producer: KafkaProducer) async {
+    private func consumeWorkflows(consumer: KafkaConsumer, control: KafkaPartitionConsumer, producer: KafkaProducer,
+                                  log: ShardLogClient) async {
         for await event in consumer.events {
             switch event {
             case .messages(let messages):
                 await ingest(messages, stream: .workflows)
                 noteConsumed(messages)
             case .assigned(let partitions):
-                await assign(partitions, consumer: consumer, control: control, producer: producer)
+                await assign(partitions, consumer: consumer, control: control, producer: producer, log: log)
             case .revoked(let partitions):
-                await revoke(partitions, control: control)
+                await revoke(partitions, control: control, log: log)
             case .error(let error):
                 logger.warning("kafka consumer: \(error)")
             }
@@ -212,7 +234,7 @@ public final class Worker: Service, Sendable {
     /// of a shard must not be applied before its consumer has been moved to the shard's stored offset,
     /// since the store skips what lies below its next offset (see docs/operations.md on slow opens).
     private func assign(_ partitions: [TopicPartition], consumer: KafkaConsumer, control: KafkaPartitionConsumer,
-                        producer: KafkaProducer) async {
+                        producer: KafkaProducer, log: ShardLogClient) async {
         let numbers = partitions.filter { $0.topic == configuration.topics.workflows }.map { Int($0.partition) }
         logger.info("assigned shards \(numbers.sorted())")
         var opening: [Task<Void, Never>] = []
@@ -228,7 +250,7 @@ public final class Worker: Service, Sendable {
                 }
             }
             guard accepted else { continue }
-            let task = Task { await self.openShard(number, consumer: consumer, control: control, producer: producer) }
+            let task = Task { await self.openShard(number, consumer: consumer, control: control, producer: producer, log: log) }
             state.withLock { $0.ownership.opening(number, task: task) }
             opening.append(task)
         }
@@ -236,14 +258,32 @@ public final class Worker: Service, Sendable {
         for task in opening { await task.value }
     }
 
-    /// Opens one assigned shard and runs it: starts its loops and publisher, then points the consumers at
-    /// its stored offsets (after it runs, so nothing read from there on is dropped).
+    /// Opens one assigned shard and runs it: restores its store from its log, starts its loops, publisher,
+    /// log appender and log follower, then points the consumers at its stored offsets (after it runs, so
+    /// nothing read from there on is dropped).
     private func openShard(_ number: Int, consumer: KafkaConsumer, control: KafkaPartitionConsumer,
-                           producer: KafkaProducer) async {
-        guard let shard = await open(number) else {
+                           producer: KafkaProducer, log: ShardLogClient) async {
+        let follower = ShardLogFollower(shard: number, client: log, logger: logger)
+        guard let restored = await restore(number, follower: follower) else {
+            state.withLock { $0.restoring[number] = nil; $0.ownership.openFailed(number) }
+            return
+        }
+        state.withLock { $0.restoring[number] = nil }
+        let appender = ShardLogAppender(shard: number, client: log)
+        let shard: Shard
+        do {
+            var shardConfiguration = configuration.shard
+            shardConfiguration.workflowsPartitionCount = partitionCount.withLock { $0 }
+            shard = try await Shard.open(restored: restored.restore, writing: ShardLogWriting(epoch: restored.epoch, sink: appender),
+                                         registry: registry, configuration: shardConfiguration)
+        } catch {
+            logger.error("shard \(number): cannot open its restored store: \(error)")
+            restored.restore.close()
+            await log.stopReading(shard: number)
             state.withLock { $0.ownership.openFailed(number) }
             return
         }
+        let appending = Task { await appender.run { reason in self.logger.critical("shard \(number): \(reason)") } }
         let offsets: (workflows: Int64?, control: Int64?)
         do {
             offsets = try shard.nextOffsets()
@@ -253,11 +293,13 @@ public final class Worker: Service, Sendable {
         }
         if offsets.workflows == nil, !configuration.adoptMissingStores,
            let committed = await groupProgress(of: number, consumer: consumer), committed > 0 {
-            // The group has applied input of this shard before, but this data directory has no store for it:
-            // its state lives in another data directory. Starting from an empty store would run its
+            // The group has applied input of this shard, but its log holds none of it: it was consumed before
+            // the shard log began, and its store is in another data directory. Starting empty would run its
             // workflows again, so the shard is left alone (and reported) until an operator decides.
-            logger.critical("shard \(number): the group has consumed it up to offset \(committed) but \(configuration.dataDirectory) has no store for it; not running it (point --data-dir at its store, or pass --adopt-missing-stores to start it empty)")
+            logger.critical("shard \(number): the group has consumed it up to offset \(committed) but its log holds none of that history and \(configuration.dataDirectory) has no store for it; not running it (run the shard once where its store is, so its log gets it, or pass --adopt-missing-stores to start it empty)")
             await shard.close(drainTimeout: .zero)
+            appending.cancel()
+            await log.stopReading(shard: number)
             state.withLock { state in
                 do { try state.ownership.refuse(number) } catch { logger.info("\(error)") }
             }
@@ -268,16 +310,23 @@ public final class Worker: Service, Sendable {
         do {
             try shard.start()
             let publishing = Task { await publisher.run() }
-            let owned = OwnedShard(shard: shard, publisher: publisher, publishing: publishing)
+            let following = Task {
+                let ending = await follower.follow(shard, from: restored)
+                await self.followingEnded(number, ending, shard: shard, publishing: publishing)
+            }
+            let owned = OwnedShard(shard: shard, publisher: publisher, publishing: publishing, appending: appending,
+                                   following: following)
             action = try state.withLock { try $0.ownership.opened(number, owned) }
             if case .close = action {
                 // Revoked while it opened: the revoke waits for this task, which gives the store back.
-                await settle(number, owned)
+                await settle(number, owned, log: log)
                 return
             }
         } catch {
             logger.error("shard \(number): \(error)")
             await shard.close(drainTimeout: .zero)
+            appending.cancel()
+            await log.stopReading(shard: number)
             state.withLock { $0.ownership.openFailed(number) }
             return
         }
@@ -312,35 +361,77 @@ public final class Worker: Service, Sendable {
         return try? await consumer.committed([partition], timeout: .seconds(10)).first?.offset
     }
 
-    /// Opens a shard, waiting while another owner on this host still holds its store.
-    private func open(_ number: Int) async -> Shard? {
+    /// Restores a shard's store from its log (claiming the shard there), waiting while another owner on
+    /// this host still holds the store, and retrying while the broker is away. Nil when cancelled
+    /// (revoked) or when the store cannot be opened.
+    private func restore(_ number: Int, follower: ShardLogFollower) async -> ShardLogFollower.Restored? {
         let deadline = ContinuousClock.now.advanced(by: configuration.shardOpenTimeout)
         var warned = false
-        var shardConfiguration = configuration.shard
-        shardConfiguration.workflowsPartitionCount = partitionCount.withLock { $0 }
+        var pause = Duration.milliseconds(200)
+        let dimensions = [("shard", String(number))]
         while !Task.isCancelled {
+            let store: ShardRestore
             do {
-                return try await Shard.open(directory: configuration.dataDirectory, shard: number, registry: registry,
-                                            configuration: shardConfiguration, logger: logger)
+                store = try ShardRestore(directory: configuration.dataDirectory, shard: number, logger: logger)
             } catch ShardError.locked {
                 if ContinuousClock.now > deadline {
                     logger.error("shard \(number): store still locked by another owner after \(configuration.shardOpenTimeout); not running it")
-                    break
+                    return nil
                 }
                 if !warned {
                     logger.info("shard \(number): waiting for the previous owner to release the store")
                     warned = true
                 }
                 try? await Task.sleep(for: .milliseconds(200))
+                continue
             } catch {
                 logger.error("shard \(number): cannot open store: \(error)")
-                break
+                return nil
+            }
+            do {
+                state.withLock { $0.restoring[number] = (-1, -1) }
+                let restored = try await follower.restore(store, owner: owner) { read, end in
+                    self.state.withLock { $0.restoring[number] = (read, end) }
+                }
+                Counter(label: "shardflow_restore_records_total", dimensions: dimensions).increment(by: restored.recordsRead)
+                Counter(label: "shardflow_restore_changes_total", dimensions: dimensions).increment(by: restored.changesApplied)
+                Gauge(label: "shardflow_restore_duration_seconds", dimensions: dimensions).record(restored.duration.timeInterval)
+                let kind = restored.discarded ? "discarded" : restored.changesApplied == 0 ? "current" : "tail"
+                Counter(label: "shardflow_restores_total", dimensions: dimensions + [("store", kind)]).increment()
+                logger.info("shard \(number): restored from its log in \(restored.duration) (\(restored.recordsRead) records read, \(restored.changesApplied) transactions applied\(restored.discarded ? ", local store discarded" : "")); writing epoch \(restored.epoch)")
+                return restored
+            } catch {
+                store.close()
+                await follower.client.stopReading(shard: number)
+                if Task.isCancelled { return nil }
+                logger.warning("shard \(number): restoring from its log failed, retrying in \(pause): \(error)")
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(5))
             }
         }
         return nil
     }
 
-    private func revoke(_ partitions: [TopicPartition], control: KafkaPartitionConsumer) async {
+    /// The shard's log follower stopped. Fenced (another worker claimed the shard) or diverged (a record
+    /// of its own never reached the log): the shard must not publish or change anything more here, so it
+    /// stops at once; the group's revoke, which follows a newer claim, finds it closed.
+    private func followingEnded(_ number: Int, _ ending: ShardLogFollower.Ending, shard: Shard,
+                                publishing: Task<Void, Never>) async {
+        switch ending {
+        case .stopped:
+            return
+        case .fenced(let claim):
+            logger.error("shard \(number): claimed in its log by \(claim.owner); this worker stops running it")
+            Counter(label: "shardflow_shard_fenced_total", dimensions: [("shard", String(number)), ("reason", "claimed")]).increment()
+        case .diverged(let reason):
+            logger.critical("shard \(number): \(reason); this worker stops running it, and restores it at its next assignment")
+            Counter(label: "shardflow_shard_fenced_total", dimensions: [("shard", String(number)), ("reason", "diverged")]).increment()
+        }
+        publishing.cancel()
+        await shard.close(drainTimeout: .zero)
+    }
+
+    private func revoke(_ partitions: [TopicPartition], control: KafkaPartitionConsumer, log: ShardLogClient) async {
         let numbers = partitions.filter { $0.topic == configuration.topics.workflows }.map { Int($0.partition) }
         logger.info("revoked shards \(numbers.sorted())")
         do {
@@ -351,17 +442,17 @@ public final class Worker: Service, Sendable {
         let actions = state.withLock { state in numbers.map { ($0, state.ownership.revoke($0)) } }
         await withTaskGroup(of: Void.self) { group in
             for (number, action) in actions {
-                group.addTask { await self.apply(action, to: number) }
+                group.addTask { await self.apply(action, to: number, log: log) }
             }
         }
     }
 
     /// Carries out a revoke: settles a running shard, or cancels an open and waits for it to give the
     /// store back. The shard is closed afterwards.
-    private func apply(_ action: ShardOwnerships.RevokeAction, to number: Int) async {
+    private func apply(_ action: ShardOwnerships.RevokeAction, to number: Int, log: ShardLogClient) async {
         switch action {
         case .settle(let owned):
-            await settle(number, owned)
+            await settle(number, owned, log: log)
         case .cancelOpening(let task):
             task?.cancel()
             await task?.value
@@ -374,13 +465,20 @@ public final class Worker: Service, Sendable {
     }
 
     /// Stops claiming, lets in-flight steps finish and record (up to the drain timeout), publishes what the
-    /// outbox holds (up to the flush timeout), then closes the store and releases its lock.
-    private func settle(_ number: Int, _ owned: OwnedShard) async {
+    /// outbox holds (up to the flush timeout; the log follower still confirms what the appender sends),
+    /// then stops writing and reading the log, closes the store and releases its lock.
+    private func settle(_ number: Int, _ owned: OwnedShard, log: ShardLogClient) async {
         await owned.shard.stop(drainTimeout: configuration.drainTimeout)
         owned.publishing.cancel()
         await owned.publishing.value
         let left = await owned.publisher.flush(until: ContinuousClock.now.advanced(by: configuration.flushTimeout))
         if left > 0 { logger.warning("shard \(number): \(left) outbox rows left for the next owner") }
+        // The appender sends what is pending before it ends; the follower writes its checkpoint.
+        owned.appending.cancel()
+        await owned.appending.value
+        owned.following.cancel()
+        await log.stopReading(shard: number)
+        await owned.following.value
         await owned.shard.close()
         logger.info("shard \(number) closed")
     }
