@@ -78,36 +78,35 @@ extension Integration {
             await cluster.stop()
         }
 
-        @Test("a worker whose data directory lacks a shard's store refuses the shard instead of running it again")
-        func refusesShardWhoseStoreIsElsewhere() async throws {
+        @Test("a worker on another, empty data directory restores the shards from their logs and runs none of their workflows again")
+        func restoresShardsWhoseStoresAreElsewhere() async throws {
             let cluster = try await TestCluster.start(partitions: 2, name: "elsewhere")
             let completions = TopicCollector(reader: try await cluster.reader(cluster.topics.completions))
             let first = try cluster.startWorker(name: "first")
             let client = try cluster.client()
             let starts = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(1)]), count: 50, idPrefix: "here")
             try await client.startAll(starts)
-            await client.close()
             #expect(await completions.waitForCompletions(Set(starts.map(\.workflowId)), timeout: .seconds(60)))
-            try await Task.sleep(for: .seconds(2)) // group offsets are committed every second
             await first.terminate(timeout: .seconds(30))
 
             let elsewhere = cluster.directory.appendingPathComponent("elsewhere").path
-            let port = try LocalBroker.freeLoopbackPort()
-            let second = try cluster.startWorker(name: "second", extra: ["--data-dir", elsewhere, "--http-port", String(port)])
-            let log = cluster.directory.appendingPathComponent("second.log").path
-            let deadline = ContinuousClock.now.advanced(by: .seconds(60))
-            var text = ""
-            while ContinuousClock.now < deadline && !text.contains("has no store for it") {
-                try await Task.sleep(for: .milliseconds(250))
-                text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            }
-            #expect(text.contains("has no store for it"))
-            #expect(await HealthProbe.get(port: port, path: "/readyz")?.body.contains("no store in the data directory") == true)
-            #expect(try ShardInspector.shards(in: elsewhere).allSatisfy { shard in
-                (try? ShardInspector(directory: elsewhere, shard: shard).stats().workflowsByStatus.isEmpty) ?? true
-            })
+            let second = try cluster.startWorker(name: "second", extra: ["--data-dir", elsewhere])
+            let more = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(1)]), count: 20, idPrefix: "there")
+            try await client.startAll(more)
+            await client.close()
+            #expect(await completions.waitForCompletions(Set(more.map(\.workflowId)), timeout: .seconds(60)))
+            try await Task.sleep(for: .seconds(1))
             await second.terminate(timeout: .seconds(30))
-            #expect(completions.completions().byWorkflow.count == 50)
+            let log = try String(contentsOfFile: cluster.directory.appendingPathComponent("second.log").path, encoding: .utf8)
+            #expect(log.components(separatedBy: "restored from its log").count == 3)
+            // The restored stores hold the first worker's 50 workflows, finished, and the 20 new ones.
+            let succeeded = try ShardInspector.shards(in: elsewhere).map { shard in
+                try ShardInspector(directory: elsewhere, shard: shard).stats().workflowsByStatus["succeeded"] ?? 0
+            }.reduce(0, +)
+            #expect(succeeded == 70)
+            let (byWorkflow, eventIds) = completions.completions()
+            #expect(byWorkflow.count == 70)
+            #expect(eventIds.values.allSatisfy { $0.count == 1 })
             await completions.close()
             await cluster.stop()
         }

@@ -27,6 +27,13 @@ public struct ShardInspector: Sendable {
         }.sorted()
     }
 
+    /// Where this copy of the store stands against the shard's log (`.empty` for a store from before the log).
+    public func logState() throws -> ShardLogLocalState {
+        try read { db in
+            try StoreQueries.logState(db)
+        }
+    }
+
     public func stats() throws -> ShardStats {
         try read { db in try StoreQueries.stats(db, shard: shard, executorState: nil) }
     }

@@ -166,10 +166,7 @@ final class ShardStore: Sendable {
     /// Where this copy of the store stands against the shard's log.
     func localLogState() throws -> ShardLogLocalState {
         try read { db in
-            try db.row("SELECT checkpointOffset, checkpointEpoch, checkpointSeq, lastSeq, writerEpoch FROM shard_log_state WHERE id = 1") { row in
-                ShardLogLocalState(checkpoint: ShardLogPosition(offset: row[0], epoch: row[1], seq: row[2]),
-                                   lastSeq: row[3], writerEpoch: row[4])
-            } ?? .empty
+            try StoreQueries.logState(db)
         }
     }
 

@@ -35,6 +35,13 @@ enum StoreQueries {
         }
     }
 
+    static func logState(_ db: StoreConnection) throws -> ShardLogLocalState {
+        try db.row("SELECT checkpointOffset, checkpointEpoch, checkpointSeq, lastSeq, writerEpoch FROM shard_log_state WHERE id = 1") { row in
+            ShardLogLocalState(checkpoint: ShardLogPosition(offset: row[0], epoch: row[1], seq: row[2]),
+                               lastSeq: row[3], writerEpoch: row[4])
+        } ?? .empty
+    }
+
     static func nextOffset(_ db: StoreConnection, _ stream: InboundMessage.Stream) throws -> Int64? {
         try db.int("SELECT nextOffset FROM consumed_offsets WHERE stream = ?", stream)
     }

@@ -1,0 +1,163 @@
+import Foundation
+import Shardflow
+import ShardflowEngine
+import ShardflowKafka
+import ShardflowTesting
+import Testing
+
+extension Integration {
+    /// Workers on data directories of their own, the shard log in the real broker, real signals.
+    @Suite("Shard log")
+    struct ShardLogIntegration {
+        @Test("three workers; one is killed with kill -9 and its directory deleted; a new one with an empty directory joins: every workflow completes once, 0 stuck")
+        func lostHost() async throws {
+            let cluster = try await TestCluster.start(partitions: 12, name: "losthost")
+            let completions = TopicCollector(reader: try await cluster.reader(cluster.topics.completions))
+            let directories = (1...4).map { cluster.directory.appendingPathComponent("host-\($0)").path }
+            var workers = try (0..<3).map { try cluster.startWorker(name: "w\($0 + 1)", extra: ["--data-dir", directories[$0]]) }
+            let starts = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(6)]), count: 3_000, idPrefix: "lost")
+            let client = try cluster.client()
+            try await client.startAll(starts)
+            await client.close()
+            #expect(await completions.wait(timeout: .seconds(180)) { $0.count >= 400 })
+            workers[1].kill()
+            _ = await workers[1].waitForExit()
+            try FileManager.default.removeItem(atPath: directories[1])
+            #expect(completions.completions().byWorkflow.count < 3_000, "the run finished before the host was lost; nothing was tested")
+            workers[1] = try cluster.startWorker(name: "w4", extra: ["--data-dir", directories[3]])
+
+            #expect(await completions.waitForCompletions(Set(starts.map(\.workflowId)), timeout: .seconds(300)))
+            try await Task.sleep(for: .seconds(2))
+            let (byWorkflow, eventIds) = completions.completions()
+            #expect(byWorkflow.count == 3_000)
+            #expect(byWorkflow.values.allSatisfy { $0.status == .succeeded })
+            let split = eventIds.filter { $0.value.count > 1 }
+            #expect(split.isEmpty, "completed twice with different eventIds: \(split.prefix(5))")
+            let log4 = try String(contentsOfFile: cluster.directory.appendingPathComponent("w4.log").path, encoding: .utf8)
+            #expect(log4.contains("restored from its log"))
+            for worker in workers { _ = await worker.terminate(timeout: .seconds(60)) }
+            // The newest copy of each shard (the last owner's) is healthy: nothing stuck, nothing left to publish.
+            let newest = try Self.newestCopies(directories: [directories[0], directories[2], directories[3]])
+            #expect(newest.count == 12)
+            for (shard, directory) in newest {
+                let audit = try ShardInspector(directory: directory, shard: shard).audit()
+                #expect(audit.isHealthy, "shard \(shard) in \(directory): \(audit)")
+            }
+            await completions.close()
+            await cluster.stop()
+        }
+
+        @Test("a worker stopped with SIGSTOP past its session while another takes its shards, then continued, publishes nothing for them")
+        func zombie() async throws {
+            let cluster = try await TestCluster.start(partitions: 4, name: "zombie")
+            let completions = TopicCollector(reader: try await cluster.reader(cluster.topics.completions))
+            let directories = (1...2).map { cluster.directory.appendingPathComponent("host-\($0)").path }
+            let first = try cluster.startWorker(name: "first", extra: ["--data-dir", directories[0]])
+            let starts = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(60)]), count: 400, idPrefix: "zombie")
+            let client = try cluster.client()
+            try await client.startAll(starts)
+            #expect(await completions.wait(timeout: .seconds(120)) { $0.count >= 20 })
+            first.signal(SIGSTOP)
+            let second = try cluster.startWorker(name: "second", extra: ["--data-dir", directories[1]])
+            let secondLog = cluster.directory.appendingPathComponent("second.log").path
+            // The group gives the second worker every shard once the first one's session expires (6 s).
+            var taken = false
+            let deadline = ContinuousClock.now.advanced(by: .seconds(90))
+            while ContinuousClock.now < deadline && !taken {
+                try await Task.sleep(for: .milliseconds(500))
+                let text = (try? String(contentsOfFile: secondLog, encoding: .utf8)) ?? ""
+                taken = WorkerFailover.lastAssignment(in: text) == Set(0..<4) && text.components(separatedBy: "restored from its log").count > 4
+            }
+            #expect(taken, "the second worker did not take over every shard")
+            try await Task.sleep(for: .seconds(3))
+            first.signal(SIGCONT)
+            #expect(await completions.waitForCompletions(Set(starts.map(\.workflowId)), timeout: .seconds(300)))
+            try await Task.sleep(for: .seconds(3))
+            let (byWorkflow, eventIds) = completions.completions()
+            #expect(byWorkflow.count == 400)
+            let split = eventIds.filter { $0.value.count > 1 }
+            #expect(split.isEmpty, "the zombie published completions of its own: \(split.prefix(5))")
+            let firstLog = try String(contentsOfFile: cluster.directory.appendingPathComponent("first.log").path, encoding: .utf8)
+            #expect(firstLog.contains("claimed in its log by") || firstLog.contains("revoked shards"))
+            await client.close()
+            _ = await first.terminate(timeout: .seconds(60))
+            _ = await second.terminate(timeout: .seconds(60))
+            for (shard, directory) in try Self.newestCopies(directories: directories) {
+                let audit = try ShardInspector(directory: directory, shard: shard).audit()
+                #expect(audit.isHealthy, "shard \(shard) in \(directory): \(audit)")
+            }
+            await completions.close()
+            await cluster.stop()
+        }
+
+        @Test("a worker restarted on its own intact directory restores nothing; one whose store got ahead of the log discards it and runs those steps again")
+        func restartsAndAStoreAheadOfTheLog() async throws {
+            let cluster = try await TestCluster.start(partitions: 4, name: "restart")
+            let completions = TopicCollector(reader: try await cluster.reader(cluster.topics.completions))
+            let directory = cluster.directory.appendingPathComponent("host").path
+            let port = try LocalBroker.freeLoopbackPort()
+            let extra = ["--data-dir", directory, "--http-port", String(port)]
+            let first = try cluster.startWorker(name: "first", extra: extra)
+            let client = try cluster.client()
+            let batch1 = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(3)]), count: 200, idPrefix: "r1")
+            try await client.startAll(batch1)
+            #expect(await completions.waitForCompletions(Set(batch1.map(\.workflowId)), timeout: .seconds(120)))
+            _ = await first.terminate(timeout: .seconds(60))
+
+            // (c) The same directory again: every store is current, nothing is applied.
+            let second = try cluster.startWorker(name: "second", extra: extra)
+            try await HealthProbe.waitUntilReady(port: port, timeout: .seconds(60))
+            let metrics = await HealthProbe.get(port: port, path: "/metrics")?.body ?? ""
+            #expect(Self.sum("shardflow_restore_changes_total", in: metrics) == 0)
+            #expect(Self.sum("shardflow_restores_total", in: metrics, matching: "store=\"current\"") == 4)
+
+            // (d) The broker stops answering while the worker commits; the worker dies with those records
+            // unsent. Its store is now ahead of the log: discarded at the next open, and restored.
+            let batch2 = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(40)]), count: 200, idPrefix: "r2")
+            try await client.startAll(batch2)
+            #expect(await completions.wait(timeout: .seconds(120)) { $0.count >= 220 })
+            cluster.broker.pause()
+            try await Task.sleep(for: .seconds(2))
+            second.kill()
+            _ = await second.waitForExit()
+            cluster.broker.resume()
+            let third = try cluster.startWorker(name: "third", extra: extra)
+            #expect(await completions.waitForCompletions(Set((batch1 + batch2).map(\.workflowId)), timeout: .seconds(300)))
+            try await Task.sleep(for: .seconds(2))
+            let thirdLog = try String(contentsOfFile: cluster.directory.appendingPathComponent("third.log").path, encoding: .utf8)
+            #expect(thirdLog.contains("the local store is discarded and restored from the log"))
+            let (byWorkflow, eventIds) = completions.completions()
+            #expect(byWorkflow.count == 400)
+            let split = eventIds.filter { $0.value.count > 1 }
+            #expect(split.isEmpty, "completed twice with different eventIds: \(split.prefix(5))")
+            await client.close()
+            _ = await third.terminate(timeout: .seconds(60))
+            for shard in try ShardInspector.shards(in: directory) {
+                let audit = try ShardInspector(directory: directory, shard: shard).audit()
+                #expect(audit.isHealthy, "shard \(shard): \(audit)")
+            }
+            await completions.close()
+            await cluster.stop()
+        }
+
+        /// For each shard, the directory whose copy holds the most of its history.
+        static func newestCopies(directories: [String]) throws -> [Int: String] {
+            var newest: [Int: (seq: Int64, directory: String)] = [:]
+            for directory in directories where FileManager.default.fileExists(atPath: directory) {
+                for shard in try ShardInspector.shards(in: directory) {
+                    let seq = try ShardInspector(directory: directory, shard: shard).logState().lastSeq
+                    if seq > newest[shard]?.seq ?? -1 { newest[shard] = (seq, directory) }
+                }
+            }
+            return newest.mapValues(\.directory)
+        }
+
+        /// The sum of a Prometheus metric's samples (those whose labels contain `matching`).
+        static func sum(_ name: String, in text: String, matching: String = "") -> Double {
+            text.split(separator: "\n").filter { line in
+                line.hasPrefix(name) && (line.dropFirst(name.count).first == "{" || line.dropFirst(name.count).first == " ")
+                    && (matching.isEmpty || line.contains(matching))
+            }.compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+        }
+    }
+}
