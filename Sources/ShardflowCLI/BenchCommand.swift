@@ -143,6 +143,32 @@ struct BenchEngineCommand: AsyncParsableCommand {
     }
 }
 
+struct BenchTakeoverCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-takeover",
+        abstract: "Time a shard takeover: worker A fills the shards with in-flight workflows and leaves; worker B, on an empty data directory, restores every shard from its log; then B restarts on its own directory.")
+    @Option(help: "Shards.") var shards: Int = 100
+    @Option(help: "approval workflows left waiting (in flight) when the shards move.") var inFlight: Int = 20_000
+    @Option(help: "noop workflows run to completion first (history the log holds too).") var completed: Int = 0
+    @Option(help: "Steps of each completed noop workflow.") var steps: Int = 3
+    @Option(help: "Folder for worker logs and stores.") var output: String = ".run/bench-takeover"
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = try logging.bootstrapForReport(label: "shardflow.bench-takeover")
+        var options = TakeoverBenchmark.Options(workerExecutable: try ExecutablePath.current(), outputDirectory: output)
+        options.shards = shards
+        options.inFlight = inFlight
+        options.completed = completed
+        options.steps = steps
+        let takeovers = try await TakeoverBenchmark(options: options, logger: logger).run { line in
+            FileHandle.standardError.write(Data("bench-takeover: \(line)\n".utf8))
+        }
+        print("takeover of \(shards) shards holding \(inFlight) in-flight workflows (\(completed) completed before):")
+        for takeover in takeovers { print("  \(takeover)") }
+    }
+}
+
 struct BenchLLMCallsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-llm-calls",

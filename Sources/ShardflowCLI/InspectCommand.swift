@@ -25,7 +25,13 @@ struct InspectCommand: AsyncParsableCommand {
             throw ValidationError("workflow \(workflow) not found in \(dataDir)")
         }
         let stats = try shards.map { try ShardInspector(directory: dataDir, shard: $0).stats() }
-        if json { try printJSON(stats) } else { print(InspectRendering.shards(stats)) }
+        if json { try printJSON(stats); return }
+        print(InspectRendering.shards(stats))
+        print("")
+        print("shard log positions")
+        print(InspectRendering.logPositions(try shards.map { number in
+            (number, try? ShardInspector(directory: dataDir, shard: number).logState())
+        }))
     }
 }
 

@@ -19,6 +19,7 @@ struct ShardflowCommand: AsyncParsableCommand {
             MockLLMCommand.self,
             BenchCommand.self,
             BenchEngineCommand.self,
+            BenchTakeoverCommand.self,
             BenchLLMCallsCommand.self,
             DemoCommand.self,
             DevCommand.self,

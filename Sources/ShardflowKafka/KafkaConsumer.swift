@@ -1,6 +1,7 @@
 import Crdkafka
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Tuning shared by both consumers.
 public struct KafkaConsumerOptions: Sendable {
@@ -24,6 +25,7 @@ public struct KafkaConsumerOptions: Sendable {
 public final class KafkaConsumer: Sendable, Service {
     private let core: ConsumerCore
     public let groupID: String
+    private let subscription = Mutex<[String]>([])
 
     /// Messages and group events, in order, with back-pressure. Ends after `close()`.
     public var events: KafkaConsumerEvents { KafkaConsumerEvents(buffer: core.buffer) }
@@ -43,6 +45,18 @@ public final class KafkaConsumer: Sendable, Service {
         defer { rd_kafka_topic_partition_list_destroy(list) }
         let code = rd_kafka_subscribe(core.client.handle, list)
         if code != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code) }
+        subscription.withLock { $0 = topics }
+    }
+
+    /// Leaves the group and joins it again with the same topics: every partition is revoked (as
+    /// `.revoked`) and the group assigns them anew (as `.assigned`), for a member that must reopen
+    /// what it owns.
+    public func rejoin() throws {
+        let topics = subscription.withLock { $0 }
+        guard !topics.isEmpty else { throw KafkaError.invalidArgument("rejoin needs a subscription") }
+        let code = rd_kafka_unsubscribe(core.client.handle)
+        if code != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code) }
+        try subscribe(topics: topics)
     }
 
     /// Commits these offsets (each the next offset to read) for the group; waits for the broker's answer.

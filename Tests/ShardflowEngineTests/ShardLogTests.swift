@@ -69,9 +69,18 @@ struct MemoryLog {
         // Following: its own next change is confirmed, a later claim fences it.
         log.change(epoch: 2, seq: 4)       // B, a zombie now: ignored
         log.change(epoch: 3, seq: 4)
+        log.change(epoch: 3, seq: 4)       // sent again after a failed batch: a copy, ignored
+        log.change(epoch: 3, seq: 5)
         log.claim(44)
-        #expect(log.read(into: &reader, from: 8) == [.confirmed(seq: 4), .fenced(ShardLogClaim(owner: "test", nonce: 44, at: 0))])
+        #expect(log.read(into: &reader, from: 8) == [.confirmed(seq: 4), .confirmed(seq: 5), .fenced(ShardLogClaim(owner: "test", nonce: 44, at: 0))])
         #expect(reader.phase == .stopped)
+        // A gap in the owner's own records: its store is ahead of the log.
+        var gap = MemoryLog()
+        gap.claim(1)
+        gap.change(epoch: 1, seq: 1)
+        gap.change(epoch: 1, seq: 3)
+        var gapReader = ShardLogReader(local: .empty, ownClaim: 1)
+        guard case .diverged = gap.read(into: &gapReader).last else { Issue.record("a gap in the owner's records diverged"); return }
     }
 
     @Test func aStoreThatIsCurrentRestoresNothingAndOneAheadOfTheLogDiverged() {

@@ -1,5 +1,6 @@
 import Foundation
 import Shardflow
+import ShardflowBench
 import ShardflowEngine
 import ShardflowKafka
 import ShardflowTesting
@@ -78,7 +79,9 @@ extension Integration {
             let split = eventIds.filter { $0.value.count > 1 }
             #expect(split.isEmpty, "the zombie published completions of its own: \(split.prefix(5))")
             let firstLog = try String(contentsOfFile: cluster.directory.appendingPathComponent("first.log").path, encoding: .utf8)
-            #expect(firstLog.contains("claimed in its log by") || firstLog.contains("revoked shards"))
+            let fenced = firstLog.contains("claimed in its log by")
+            print("zombie: stepped down by \(fenced ? "reading the newer claim in its log" : "the group's revoke")")
+            #expect(fenced || firstLog.contains("revoked shards"))
             await client.close()
             _ = await first.terminate(timeout: .seconds(60))
             _ = await second.terminate(timeout: .seconds(60))
@@ -108,8 +111,8 @@ extension Integration {
             let second = try cluster.startWorker(name: "second", extra: extra)
             try await HealthProbe.waitUntilReady(port: port, timeout: .seconds(60))
             let metrics = await HealthProbe.get(port: port, path: "/metrics")?.body ?? ""
-            #expect(Self.sum("shardflow_restore_changes_total", in: metrics) == 0)
-            #expect(Self.sum("shardflow_restores_total", in: metrics, matching: "store=\"current\"") == 4)
+            #expect(PrometheusText.sum("shardflow_restore_changes_total", in: metrics) == 0)
+            #expect(PrometheusText.sum("shardflow_restores_total", in: metrics, matching: "store=\"current\"") == 4)
 
             // (d) The broker stops answering while the worker commits; the worker dies with those records
             // unsent. Its store is now ahead of the log: discarded at the next open, and restored.
@@ -150,14 +153,6 @@ extension Integration {
                 }
             }
             return newest.mapValues(\.directory)
-        }
-
-        /// The sum of a Prometheus metric's samples (those whose labels contain `matching`).
-        static func sum(_ name: String, in text: String, matching: String = "") -> Double {
-            text.split(separator: "\n").filter { line in
-                line.hasPrefix(name) && (line.dropFirst(name.count).first == "{" || line.dropFirst(name.count).first == " ")
-                    && (matching.isEmpty || line.contains(matching))
-            }.compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
         }
     }
 }

@@ -18,6 +18,24 @@ public enum InspectRendering {
         return table(rows)
     }
 
+    /// Where each local store stands against its shard's log. Whether a copy is current only its log can
+    /// say (the next owner finds out); between copies, the one with the lower last seq is the staler.
+    public static func logPositions(_ positions: [(shard: Int, state: ShardLogLocalState?)]) -> String {
+        var rows = [["shard", "last seq", "read back up to", "writer epoch", "copy"]]
+        for (shard, state) in positions {
+            guard let state else {
+                rows.append([String(shard), "-", "-", "-", "from before the shard log (migrated at its next open)"])
+                continue
+            }
+            let copy = state.checkpoint.offset < 0 && state.lastSeq == 0 ? "empty or never logged"
+                : state.lastSeq > state.checkpoint.seq ? "holds \(state.lastSeq - state.checkpoint.seq) transactions not read back (checked at its next open)"
+                : "as read back"
+            rows.append([String(shard), String(state.lastSeq),
+                         "offset \(state.checkpoint.offset), seq \(state.checkpoint.seq)", String(state.writerEpoch), copy])
+        }
+        return table(rows)
+    }
+
     public static func workflow(_ d: WorkflowDetail, shard: Int) -> String {
         var lines = [
             "workflow    \(d.workflowId) (\(d.workflow) version \(d.version)) on shard \(shard)",

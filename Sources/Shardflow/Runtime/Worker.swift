@@ -269,7 +269,7 @@ public final class Worker: Service, Sendable {
             return
         }
         state.withLock { $0.restoring[number] = nil }
-        let appender = ShardLogAppender(shard: number, client: log)
+        let appender = ShardLogAppender(shard: number, client: log, logger: logger)
         let shard: Shard
         do {
             var shardConfiguration = configuration.shard
@@ -283,7 +283,7 @@ public final class Worker: Service, Sendable {
             state.withLock { $0.ownership.openFailed(number) }
             return
         }
-        let appending = Task { await appender.run { reason in self.logger.critical("shard \(number): \(reason)") } }
+        let appending = Task { await appender.run() }
         let offsets: (workflows: Int64?, control: Int64?)
         do {
             offsets = try shard.nextOffsets()
@@ -312,7 +312,7 @@ public final class Worker: Service, Sendable {
             let publishing = Task { await publisher.run() }
             let following = Task {
                 let ending = await follower.follow(shard, from: restored)
-                await self.followingEnded(number, ending, shard: shard, publishing: publishing)
+                await self.followingEnded(number, ending, shard: shard, publishing: publishing, consumer: consumer)
             }
             let owned = OwnedShard(shard: shard, publisher: publisher, publishing: publishing, appending: appending,
                                    following: following)
@@ -414,9 +414,11 @@ public final class Worker: Service, Sendable {
 
     /// The shard's log follower stopped. Fenced (another worker claimed the shard) or diverged (a record
     /// of its own never reached the log): the shard must not publish or change anything more here, so it
-    /// stops at once; the group's revoke, which follows a newer claim, finds it closed.
+    /// stops at once. Fenced, the group's revoke (which follows a newer claim) finds it closed. Diverged,
+    /// the worker leaves the group and joins again, so the shard is assigned anew and its store restored
+    /// (through the same path as any assignment, with the consumer moved to the restored offsets).
     private func followingEnded(_ number: Int, _ ending: ShardLogFollower.Ending, shard: Shard,
-                                publishing: Task<Void, Never>) async {
+                                publishing: Task<Void, Never>, consumer: KafkaConsumer) async {
         switch ending {
         case .stopped:
             return
@@ -429,6 +431,9 @@ public final class Worker: Service, Sendable {
         }
         publishing.cancel()
         await shard.close(drainTimeout: .zero)
+        if case .diverged = ending {
+            do { try consumer.rejoin() } catch { logger.error("shard \(number): cannot rejoin the group: \(error)") }
+        }
     }
 
     private func revoke(_ partitions: [TopicPartition], control: KafkaPartitionConsumer, log: ShardLogClient) async {

@@ -91,6 +91,19 @@ public struct BenchCPU: Codable, Sendable, Equatable {
     }
 }
 
+/// The shard logs' cost: records and bytes the workers wrote to them, per step.
+public struct BenchShardLog: Codable, Sendable, Equatable {
+    public var records: Double
+    public var bytes: Double
+    public var bytesPerStep: Double
+
+    public init(records: Double, bytes: Double, steps: Int) {
+        self.records = records
+        self.bytes = bytes
+        bytesPerStep = steps > 0 ? bytes / Double(steps) : 0
+    }
+}
+
 /// One dot of the chart: a completed workflow's creation index and completion time.
 public struct BenchChartPoint: Codable, Sendable, Equatable {
     public var index: Int
@@ -121,6 +134,8 @@ public struct BenchReport: Codable, Sendable, Equatable {
     public var cpu: BenchCPU?
     /// What the bench's own mock served (requests by answer, 429s among them).
     public var mockLLM: MockLLMStats?
+    /// What the workers wrote to the shard logs.
+    public var shardLog: BenchShardLog?
     public var workerPeakRSSBytes: Int?
     /// At most `maxChartPoints` completed workflows, evenly spread over creation order.
     public var chartPoints: [BenchChartPoint]

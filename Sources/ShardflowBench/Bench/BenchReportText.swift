@@ -92,6 +92,9 @@ extension BenchReport {
             lines.append(String(format: "CPU per step (user + sys over the run): worker %.0f µs (%.1f s)", cpu.workerMicrosecondsPerStep, cpu.workerSeconds)
                          + (cpu.mockMicrosecondsPerStep.map { String(format: ", mock LLM %.0f µs (%.1f s)", $0, cpu.mockSeconds ?? 0) } ?? ""))
         }
+        if let log = shardLog {
+            lines.append(String(format: "shard log: %.0f records, %.1f MB, %.0f bytes per step", log.records, log.bytes / 1e6, log.bytesPerStep))
+        }
         if let mock = mockLLM {
             let rate = mock.uptimeSeconds > 0 ? Double(mock.requests) / mock.uptimeSeconds * 60 : 0
             lines.append("mock LLM: \(BenchFormat.count(mock.requests)) requests (\(String(format: "%.0f", rate)) per minute over its uptime), "

@@ -164,6 +164,14 @@ public struct BenchRunner: Sendable {
         let mockCPU = mock.flatMap { ProcessCPU.seconds(pid: $0.pid) }.map { $0 - (cpuAtStart.mock ?? 0) }
         await reader.close()
 
+        var logRecords = 0.0
+        var logBytes = 0.0
+        for port in healthPorts {
+            let metrics = await HealthProbe.get(port: port, path: "/metrics")?.body ?? ""
+            logRecords += PrometheusText.sum("shardflow_shard_log_records_total", in: metrics)
+            logBytes += PrometheusText.sum("shardflow_shard_log_bytes_total", in: metrics)
+        }
+
         // Stop the workers, then audit the stores they leave.
         progress("stopping workers")
         for worker in workers { await worker.terminate(timeout: .seconds(60)) }
@@ -208,6 +216,7 @@ public struct BenchRunner: Sendable {
         var report = try BenchReport(records: records, metadata: metadata, idealCompletionMs: ideal)
         report.cpu = BenchCPU(workerSeconds: workerCPU, mockSeconds: mockCPU, steps: report.throughput.steps)
         report.mockLLM = mockStats
+        report.shardLog = BenchShardLog(records: logRecords, bytes: logBytes, steps: report.throughput.steps)
         let files = try report.write(to: output)
         return Outcome(report: report, files: files)
     }

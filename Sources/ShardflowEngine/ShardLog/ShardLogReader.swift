@@ -13,7 +13,8 @@
 ///   `.diverged` if the store holds transactions the log does not (they never reached the broker).
 /// - `following`: the owner reads back what it writes. Its own next change is `.confirmed` (now durable
 ///   and valid: its outputs may go out); any later claim `.fenced` it (another worker owns the shard);
-///   its own change out of order `.diverged` (a record was lost: the store is ahead of the log).
+///   its own change with a gap before it `.diverged` (a record was lost: the store is ahead of the log);
+///   a copy of one it read already is ignored.
 /// - `stopped`: after `.fenced` or `.diverged`; nothing more is read.
 public struct ShardLogReader: Sendable {
     public enum Phase: Sendable, Equatable { case restoring, following, stopped }
@@ -129,7 +130,9 @@ public struct ShardLogReader: Sendable {
             changesApplied += 1
             return .apply(change)
         case .following:
-            if change.epoch != epoch { return .none }
+            // Another epoch's (a zombie's), or a copy of one already read (the appender sent a batch again
+            // after a failure): ignored, as every reader ignores it.
+            if change.epoch != epoch || change.seq <= seq { return .none }
             guard valid else {
                 phase = .stopped
                 return .diverged("this owner's transaction \(change.seq) arrived after \(seq): a record was lost")

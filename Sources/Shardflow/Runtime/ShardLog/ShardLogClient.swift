@@ -16,24 +16,17 @@ final class ShardLogClient: Sendable {
     private let logger: Logger
     private let routes = Mutex<[Int32: AsyncStream<[KafkaMessage]>.Continuation]>([:])
 
-    /// `configuration` is the worker's; the log's consumer polls with a short fetch wait, since an
-    /// owner's outputs wait for it to read its own records back.
+    /// `configuration` is the worker's, as it is: the broker answers a fetch as soon as records arrive, and
+    /// a shorter `fetch.wait.max.ms` only polls an idle partition more often (on a broker over object
+    /// storage, each poll is a listing).
     init(topic: String, configuration: KafkaConfiguration, producer: KafkaProducer, logger: Logger) throws {
         self.topic = topic
         self.producer = producer
         self.logger = logger
-        self.configuration = Self.readerConfiguration(configuration)
-        consumer = try KafkaPartitionConsumer(configuration: self.configuration,
+        self.configuration = configuration
+        consumer = try KafkaPartitionConsumer(configuration: configuration,
                                               options: KafkaConsumerOptions(bufferCapacity: 256, maxBatch: 2_000),
                                               logger: logger)
-    }
-
-    private static func readerConfiguration(_ configuration: KafkaConfiguration) -> KafkaConfiguration {
-        var reader = configuration
-        for (key, value) in ["fetch.wait.max.ms": "10", "fetch.error.backoff.ms": "50"] where reader.properties[key] == nil {
-            reader.properties[key] = value
-        }
-        return reader
     }
 
     /// Routes what the consumer reads to the shards' streams; runs until the consumer closes.
@@ -119,19 +112,22 @@ final class ShardLogClient: Sendable {
 
 /// Takes a shard's committed transactions to its log partition, in order. The engine hands each over
 /// right after its commit; a task sends them in batches (one produce round trip per batch, however many
-/// transactions committed meanwhile). A record the broker refuses means the log lacks a transaction the
-/// store has: `failed` is told, once, and the shard must be restored.
+/// transactions committed meanwhile). A batch that is not stored whole is sent again from its first
+/// failed record, with a growing pause, before anything after it: the log keeps the commit order, and
+/// the copies this may write are ignored by readers (their seq was read already).
 final class ShardLogAppender: ShardLogSink {
     private let shard: Int
     private let client: ShardLogClient
+    private let logger: Logger
     private let pending = Mutex<[ShardLogChange]>([])
     private let wake = AsyncSignal()
     private let bytesWritten: Counter
     private let recordsWritten: Counter
 
-    init(shard: Int, client: ShardLogClient) {
+    init(shard: Int, client: ShardLogClient, logger: Logger) {
         self.shard = shard
         self.client = client
+        self.logger = logger
         bytesWritten = Counter(label: "shardflow_shard_log_bytes_total", dimensions: [("shard", String(shard))])
         recordsWritten = Counter(label: "shardflow_shard_log_records_total", dimensions: [("shard", String(shard))])
     }
@@ -141,31 +137,45 @@ final class ShardLogAppender: ShardLogSink {
         wake.notify()
     }
 
-    /// Sends until cancelled (then sends what is pending, so a settling shard's last transactions reach
-    /// the log) or until a send fails for good.
-    func run(failed: @Sendable (String) -> Void) async {
+    /// Sends until cancelled, then sends what is pending once more (so a settling shard's last
+    /// transactions reach the log) and returns. What it could not send is lost with the process: the
+    /// store is then ahead of its log, which its next open finds and repairs.
+    func run() async {
+        var unsent: [KafkaProducerMessage] = []
+        var pause = Duration.milliseconds(100)
         while true {
             let cancelled = Task.isCancelled
-            let batch = pending.withLock { pending in
-                defer { pending.removeAll(keepingCapacity: true) }
-                return pending
+            if unsent.isEmpty {
+                let batch = pending.withLock { pending in
+                    defer { pending.removeAll(keepingCapacity: true) }
+                    return pending
+                }
+                unsent = batch.flatMap { ShardLogRecord.records(of: $0) }.map { record in
+                    KafkaProducerMessage(topic: client.topic, partition: Int32(shard), key: nil, value: record.encoded())
+                }
             }
-            if batch.isEmpty {
+            if unsent.isEmpty {
                 if cancelled { return }
                 await wake.wait()
                 continue
             }
-            let messages = batch.flatMap { ShardLogRecord.records(of: $0) }.map { record in
-                KafkaProducerMessage(topic: client.topic, partition: Int32(shard), key: nil, value: record.encoded())
+            let results = await client.producer.sendAll(unsent)
+            let firstFailure = results.firstIndex { if case .failure = $0 { return true } else { return false } }
+            let sent = firstFailure ?? unsent.count
+            recordsWritten.increment(by: sent)
+            bytesWritten.increment(by: unsent[..<sent].reduce(0) { $0 + $1.value.count })
+            guard let firstFailure else {
+                unsent = []
+                pause = .milliseconds(100)
+                continue
             }
-            let results = await client.producer.sendAll(messages)
-            if let failure = results.first(where: { if case .failure = $0 { return true } else { return false } }),
-               case .failure(let error) = failure {
-                failed("a shard-log record was not stored (\(error)); the store is ahead of its log")
-                return
+            if case .failure(let error) = results[firstFailure] {
+                logger.warning("shard \(shard): \(unsent.count - firstFailure) shard-log records not stored (\(error)); sending them again in \(pause)")
             }
-            recordsWritten.increment(by: messages.count)
-            bytesWritten.increment(by: messages.reduce(0) { $0 + $1.value.count })
+            unsent = Array(unsent[firstFailure...])
+            if cancelled { return }
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, .seconds(5))
         }
     }
 }
