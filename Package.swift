@@ -114,6 +114,7 @@ let package = Package(
         .target(
             name: "Shardflow",
             dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
                 "ShardflowEngine",
                 "ShardflowJSON",
                 "ShardflowKafka",

@@ -168,10 +168,9 @@ for name, svc in workers.items():
     data = [src for src, tgt, kind in mounts(svc) if tgt == "/data" and kind == "volume" and src]
     if len(data) != 1: fail(f"{name}: needs one named volume at /data")
     else:
-        # Shard stores must follow their shards when the group moves them: every worker of the group
-        # mounts the same volume (the stores' file locks keep two workers from writing one shard).
-        for other_volume, other in data_volumes.items():
-            if other_volume != data[0]: fail(f"{name}: mounts {data[0]} at /data but {other} mounts {other_volume}: workers of one group must share the data volume")
+        # Each worker stands for a host of its own: its stores are a cache of the shard logs, restored
+        # from Kafka when the group gives it a shard, so no two workers here share a volume.
+        if data[0] in data_volumes: fail(f"{name}: mounts {data[0]} at /data, as {data_volumes[data[0]]} does: each worker has a data volume of its own")
         data_volumes[data[0]] = name
     deps = depends(svc)
     if deps.get("kafka") != "service_healthy": fail(f"{name}: must wait for kafka to be healthy")

@@ -151,6 +151,7 @@ struct BenchTakeoverCommand: AsyncParsableCommand {
     @Option(help: "approval workflows left waiting (in flight) when the shards move.") var inFlight: Int = 20_000
     @Option(help: "noop workflows run to completion first (history the log holds too).") var completed: Int = 0
     @Option(help: "Steps of each completed noop workflow.") var steps: Int = 3
+    @Option(help: "The workers' --snapshot-every (0: none, a new owner reads the whole log).") var snapshotEvery: Int = 0
     @Option(help: "Folder for worker logs and stores.") var output: String = ".run/bench-takeover"
     @OptionGroup var logging: LoggingOptions
 
@@ -161,10 +162,11 @@ struct BenchTakeoverCommand: AsyncParsableCommand {
         options.inFlight = inFlight
         options.completed = completed
         options.steps = steps
+        options.snapshotEvery = snapshotEvery
         let takeovers = try await TakeoverBenchmark(options: options, logger: logger).run { line in
             FileHandle.standardError.write(Data("bench-takeover: \(line)\n".utf8))
         }
-        print("takeover of \(shards) shards holding \(inFlight) in-flight workflows (\(completed) completed before):")
+        print("takeover of \(shards) shards holding \(inFlight) in-flight workflows (\(completed) completed before; snapshots \(snapshotEvery == 0 ? "off" : "every \(snapshotEvery) transactions")):")
         for takeover in takeovers { print("  \(takeover)") }
     }
 }

@@ -25,8 +25,10 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds in-flight steps may take to finish on revoke or shutdown.") var drainTimeout: Int = 30
     @Option(help: "Address of the HTTP endpoint (/metrics, /healthz, /readyz).") var httpHost: String = "127.0.0.1"
     @Option(help: "Port of the HTTP endpoint; 0 turns it off.") var httpPort: Int = 9090
-    @Flag(help: "Start a shard from an empty store even if the group consumed it before (its store is elsewhere).")
+    @Flag(help: "Start a shard from an empty store even if the group consumed it before its log began (a store from before the shard log, elsewhere).")
     var adoptMissingStores = false
+    @Option(help: "Write a snapshot of a shard's store to Kafka after this many transactions since the last (0: never).")
+    var snapshotEvery: Int = 10_000
     @Option(help: "Quarantine a workflow (complete it failed) after its code stopped the worker this many times.")
     var quarantineAfter: Int = 2
     @Flag(help: "Also register the fault-drill workflows (drill-trap), which crash the worker on demand.")
@@ -61,6 +63,7 @@ struct WorkerCommand: AsyncParsableCommand {
             kafka: try kafka.configuration(), topics: kafka.topics, groupID: group, dataDirectory: dataDir,
             shard: shardConfiguration, drainTimeout: .seconds(drainTimeout))
         configuration.adoptMissingStores = adoptMissingStores
+        configuration.snapshotEvery = max(0, snapshotEvery)
         let worker = Worker(configuration: configuration, registry: workflows, logger: logger)
         var actions: Console.Actions?
         if consoleActions {

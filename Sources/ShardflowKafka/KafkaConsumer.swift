@@ -151,6 +151,19 @@ public final class KafkaPartitionConsumer: Sendable, Service {
         try await core.seek([TopicPartitionOffset(topic: topic, partition: partition, offset: offset)], timeout: timeout)
     }
 
+    /// Asks the broker for a partition's low and high watermarks. (Some brokers answer the high one as
+    /// the last batch's base offset + 1: a record written alone is then still the one below it.)
+    public func watermarks(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws -> (low: Int64, high: Int64) {
+        let ms = timeout.int32Milliseconds
+        return try await core.blocking { rk in
+            var low: Int64 = -1
+            var high: Int64 = -1
+            let code = rd_kafka_query_watermark_offsets(rk, topic, partition, &low, &high, ms)
+            if code != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code) }
+            return (low, high)
+        }
+    }
+
     public func pause(_ partitions: [TopicPartition]) throws { try core.pause(partitions) }
 
     public func resume(_ partitions: [TopicPartition]) throws { try core.resume(partitions) }

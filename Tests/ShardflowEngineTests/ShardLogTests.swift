@@ -161,6 +161,31 @@ struct MemoryLog {
         #expect(want["timers"]?.count == 1)
     }
 
+    @Test func aSnapshotInstalledInAnEmptyStoreHoldsTheSameRowsAndItsLogPosition() async throws {
+        let original = TemporaryDirectory()
+        let copy = TemporaryDirectory()
+        defer { original.cleanup(); copy.cleanup() }
+        let sink = CollectingSink()
+        let restore = try ShardRestore(directory: original.path, shard: 0)
+        try restore.finish(at: ShardLogPosition(offset: 0, epoch: 1, seq: 0))
+        let shard = try await Shard.open(restored: restore, writing: ShardLogWriting(epoch: 1, sink: sink), registry: testRegistry())
+        try shard.start()
+        var factory = MessageFactory()
+        _ = try await shard.ingest((0..<10).map { factory.start("s-\($0)", "sequential", .int(Int64($0))) })
+        try await eventually { try shard.stats().workflowsByStatus["succeeded"] == 10 }
+        try FileManager.default.createDirectory(atPath: copy.path, withIntermediateDirectories: true)
+        let file = copy.path + "/snapshot"
+        let taken = try shard.writeSnapshot(to: file)
+        #expect(taken.lastSeq == sink.all.last?.seq)
+        await shard.close()
+        let restored = try ShardRestore(directory: copy.path, shard: 0)
+        let covers = ShardLogPosition(offset: 41, epoch: 1, seq: taken.lastSeq)
+        try restored.install(snapshot: file, covers: covers)
+        #expect(try restored.localState() == ShardLogLocalState(checkpoint: covers, lastSeq: covers.seq, writerEpoch: 1))
+        restored.close()
+        #expect(try dump(copy.path) == dump(original.path))
+    }
+
     /// Every row of every table but the log's own state, as text, by table.
     private func dump(_ directory: String) throws -> [String: [String]] {
         let queue = try DatabaseQueue(path: URL(fileURLWithPath: directory).appendingPathComponent(Shard.storeFileName(shard: 0)).path)

@@ -78,16 +78,18 @@ extension Integration {
             await cluster.stop()
         }
 
-        @Test("a worker on another, empty data directory restores the shards from their logs and runs none of their workflows again")
+        @Test("a worker on another, empty data directory restores the shards from their snapshots and logs and runs none of their workflows again")
         func restoresShardsWhoseStoresAreElsewhere() async throws {
             let cluster = try await TestCluster.start(partitions: 2, name: "elsewhere")
             let completions = TopicCollector(reader: try await cluster.reader(cluster.topics.completions))
-            let first = try cluster.startWorker(name: "first")
+            let first = try cluster.startWorker(name: "first", extra: ["--snapshot-every", "5"])
             let client = try cluster.client()
             let starts = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(1)]), count: 50, idPrefix: "here")
             try await client.startAll(starts)
             #expect(await completions.waitForCompletions(Set(starts.map(\.workflowId)), timeout: .seconds(60)))
             await first.terminate(timeout: .seconds(30))
+            let firstLog = try String(contentsOfFile: cluster.directory.appendingPathComponent("first.log").path, encoding: .utf8)
+            #expect(firstLog.contains("snapshot of"), "the first worker published no snapshot")
 
             let elsewhere = cluster.directory.appendingPathComponent("elsewhere").path
             let second = try cluster.startWorker(name: "second", extra: ["--data-dir", elsewhere])
@@ -99,6 +101,7 @@ extension Integration {
             await second.terminate(timeout: .seconds(30))
             let log = try String(contentsOfFile: cluster.directory.appendingPathComponent("second.log").path, encoding: .utf8)
             #expect(log.components(separatedBy: "restored from its log").count == 3)
+            #expect(log.contains("from a snapshot"))
             // The restored stores hold the first worker's 50 workflows, finished, and the 20 new ones.
             let succeeded = try ShardInspector.shards(in: elsewhere).map { shard in
                 try ShardInspector(directory: elsewhere, shard: shard).stats().workflowsByStatus["succeeded"] ?? 0

@@ -17,9 +17,11 @@ public struct ShardflowTopics: Sendable, Hashable {
     /// Each shard's history (partition p: shard p), written by its owner and read by the next one;
     /// the workers' own topic, not part of the wire contract.
     public var shardLog: String { "\(prefix).shard-log" }
+    /// Snapshots of each shard's store (partition p: shard p), so a restore need not read the whole log.
+    public var shardSnapshots: String { "\(prefix).shard-snapshots" }
 
     /// Topics with one partition per shard: their partition counts must match.
-    public var sharded: [String] { [workflows, control, shardLog] }
+    public var sharded: [String] { [workflows, control, shardLog, shardSnapshots] }
     /// Outbound topics, keyed by workflowId or commandId.
     public var outbound: [String] { [completions, replays, controlResults, deadLetters] }
     public var all: [String] { sharded + outbound }
@@ -34,6 +36,7 @@ public struct ShardflowTopics: Sendable, Hashable {
         case "control-results": controlResults
         case "dead-letters": deadLetters
         case "shard-log": shardLog
+        case "shard-snapshots": shardSnapshots
         default: nil
         }
     }

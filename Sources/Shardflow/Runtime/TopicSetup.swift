@@ -23,7 +23,7 @@ public enum TopicSetup {
         let all = try await admin.listTopics()
         let ours = topics.all.compactMap { name in all.first { $0.name == name } }
         let workflows = ours.first { $0.name == topics.workflows }?.partitionCount
-        for other in [topics.control, topics.shardLog] {
+        for other in [topics.control, topics.shardLog, topics.shardSnapshots] {
             let count = ours.first { $0.name == other }?.partitionCount
             if let workflows, let count, workflows != count {
                 throw MismatchError(description: "\(topics.workflows) has \(workflows) partitions but \(other) has \(count): partition p must exist for every shard p")

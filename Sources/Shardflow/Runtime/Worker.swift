@@ -40,7 +40,6 @@ public final class Worker: Service, Sendable {
         var brokerReachable = false
         var brokerError: String?
         var stopping = false
-        var consumed: [Int32: TopicPartitionOffset] = [:]
         /// The latest snapshot of each owned shard (see `ShardSnapshot`).
         var snapshots: [Int: ShardSnapshot] = [:]
         /// Shards restoring from their logs: the last log offset read and the offset of this worker's claim.
@@ -145,7 +144,6 @@ public final class Worker: Service, Sendable {
             switch event {
             case .messages(let messages):
                 await ingest(messages, stream: .workflows)
-                noteConsumed(messages)
             case .assigned(let partitions):
                 await assign(partitions, consumer: consumer, control: control, producer: producer, log: log)
             case .revoked(let partitions):
@@ -198,30 +196,26 @@ public final class Worker: Service, Sendable {
         }
     }
 
-    /// Remembers how far each partition was applied; `commitOffsets` reports it to the group.
-    private func noteConsumed(_ messages: [KafkaMessage]) {
-        state.withLock { state in
-            for message in messages where (state.consumed[message.partition]?.offset ?? -1) <= message.offset {
-                state.consumed[message.partition] = message.nextOffset
-            }
-        }
-    }
-
-    /// Group offsets are for monitoring (lag) only: the store's offsets are the truth, so they are committed
-    /// periodically, off the ingest path.
+    /// Group offsets are for monitoring (lag) and are where a consumer starts before the worker seeks it to
+    /// the store's offset. So they must never pass what a later owner's store holds: each shard's offset is
+    /// committed only as far as the shard log has confirmed the input (`durableWorkflowsOffset`), every
+    /// second, off the ingest path.
     private func commitOffsets(consumer: KafkaConsumer) async {
+        var committed: [Int: Int64] = [:]
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
-            let offsets = state.withLock { state in
-                let running = state.ownership.running
-                let owned = state.consumed.filter { running[Int($0.key)] != nil }
-                state.consumed.removeAll()
-                return Array(owned.values)
+            let running = state.withLock { $0.ownership.running }
+            var offsets: [TopicPartitionOffset] = []
+            for (number, owned) in running {
+                guard let offset = owned.shard.durableWorkflowsOffset, offset != committed[number] else { continue }
+                offsets.append(TopicPartitionOffset(topic: configuration.topics.workflows, partition: Int32(number), offset: offset))
+                committed[number] = offset
             }
             guard !offsets.isEmpty else { continue }
             do {
                 try await consumer.commit(offsets)
             } catch {
+                for offset in offsets { committed[Int(offset.partition)] = nil }
                 logger.debug("committing group offsets failed: \(error)")
             }
         }
@@ -263,7 +257,11 @@ public final class Worker: Service, Sendable {
     /// nothing read from there on is dropped).
     private func openShard(_ number: Int, consumer: KafkaConsumer, control: KafkaPartitionConsumer,
                            producer: KafkaProducer, log: ShardLogClient) async {
-        let follower = ShardLogFollower(shard: number, client: log, logger: logger)
+        let follower = ShardLogFollower(
+            shard: number, client: log,
+            snapshots: ShardSnapshots(topic: configuration.topics.shardSnapshots, client: log,
+                                      configuration: configuration.kafka, logger: logger),
+            snapshotEvery: configuration.snapshotEvery, directory: configuration.dataDirectory, logger: logger)
         guard let restored = await restore(number, follower: follower) else {
             state.withLock { $0.restoring[number] = nil; $0.ownership.openFailed(number) }
             return
@@ -291,7 +289,9 @@ public final class Worker: Service, Sendable {
             logger.error("shard \(number): cannot read its offsets: \(error)")
             offsets = (nil, nil)
         }
-        if offsets.workflows == nil, !configuration.adoptMissingStores,
+        // Only a log that held nothing before this worker's claim can predate the group's progress; a log
+        // with history is the truth even when it lost the first ingest (the input is read again).
+        if offsets.workflows == nil, restored.logWasEmpty, !configuration.adoptMissingStores,
            let committed = await groupProgress(of: number, consumer: consumer), committed > 0 {
             // The group has applied input of this shard, but its log holds none of it: it was consumed before
             // the shard log began, and its store is in another data directory. Starting empty would run its
@@ -330,11 +330,13 @@ public final class Worker: Service, Sendable {
             state.withLock { $0.ownership.openFailed(number) }
             return
         }
-        // A new store starts where the group's consumer would have (its committed offset, else the beginning).
-        var next = offsets.workflows
-        if next == nil, let committed = await groupProgress(of: number, consumer: consumer), committed >= 0 { next = committed }
-        // Retried a few times: a store whose consumer stays at the group's committed offset is still
-        // correct (it skips what it has applied), so this only spares re-reading.
+        // The restored store's offset is the truth: a transaction that applied input but never reached the
+        // log is gone from it, so its input is read again. (The group's committed offsets are for lag
+        // monitoring only; starting from them could skip exactly that input.)
+        let next = offsets.workflows
+        // Retried a few times: a consumer that stays at the group's committed offset is still correct (the
+        // group commits only what the shard log confirmed, so the store has it and skips it), so this only
+        // spares re-reading.
         var pause = Duration.milliseconds(100)
         for _ in 0..<5 {
             do {
@@ -396,9 +398,10 @@ public final class Worker: Service, Sendable {
                 Counter(label: "shardflow_restore_records_total", dimensions: dimensions).increment(by: restored.recordsRead)
                 Counter(label: "shardflow_restore_changes_total", dimensions: dimensions).increment(by: restored.changesApplied)
                 Gauge(label: "shardflow_restore_duration_seconds", dimensions: dimensions).record(restored.duration.timeInterval)
-                let kind = restored.discarded ? "discarded" : restored.changesApplied == 0 ? "current" : "tail"
+                let kind = restored.discarded ? "discarded" : restored.snapshot != nil ? "snapshot"
+                    : restored.changesApplied == 0 ? "current" : "tail"
                 Counter(label: "shardflow_restores_total", dimensions: dimensions + [("store", kind)]).increment()
-                logger.info("shard \(number): restored from its log in \(restored.duration) (\(restored.recordsRead) records read, \(restored.changesApplied) transactions applied\(restored.discarded ? ", local store discarded" : "")); writing epoch \(restored.epoch)")
+                logger.info("shard \(number): restored from its log in \(restored.duration) (\(restored.recordsRead) records read, \(restored.changesApplied) transactions applied\(restored.discarded ? ", local store discarded" : "")\(restored.snapshot != nil ? ", from a snapshot" : "")); writing epoch \(restored.epoch)")
                 return restored
             } catch {
                 store.close()

@@ -17,9 +17,13 @@ public struct WorkerConfiguration: Sendable {
     public var flushTimeout: Duration
     /// How long to wait for a shard's previous owner (another process on this host) to release its store.
     public var shardOpenTimeout: Duration
-    /// Start a shard from an empty store even when the group has consumed its input before (its store is in
-    /// another data directory). Off by default: that would run the shard's workflows again.
+    /// Start a shard from an empty store even when the group has consumed its input before its log began
+    /// (a store from before the shard log, in another data directory). Off by default: that would run the
+    /// shard's workflows again.
     public var adoptMissingStores = false
+    /// An owner writes a snapshot of a shard's store to `<prefix>.shard-snapshots` after this many
+    /// transactions since the last one (0: never), so a new owner restores the snapshot and the log after it.
+    public var snapshotEvery = 10_000
 
     public init(kafka: KafkaConfiguration, topics: ShardflowTopics = ShardflowTopics(), groupID: String = "shardflow",
                 dataDirectory: String, shard: ShardConfiguration = ShardConfiguration(),

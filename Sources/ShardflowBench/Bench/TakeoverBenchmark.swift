@@ -17,6 +17,8 @@ public struct TakeoverBenchmark: Sendable {
         /// `noop` workflows of `steps` steps run to completion first: history the log holds too.
         public var completed = 0
         public var steps = 3
+        /// The workers' `--snapshot-every` (0: no snapshots, so a new owner reads each whole log).
+        public var snapshotEvery = 0
         public var workerExecutable: String
         public var outputDirectory: String
 
@@ -66,7 +68,8 @@ public struct TakeoverBenchmark: Sendable {
         let hostB = output.appendingPathComponent("host-b").path
         func worker(_ name: String, directory: String, port: Int) throws -> ChildProcess {
             var arguments = [options.workerExecutable, "worker", "--brokers", broker.bootstrapServers, "--prefix", runId,
-                             "--group", runId, "--data-dir", directory, "--http-port", String(port)]
+                             "--group", runId, "--data-dir", directory, "--http-port", String(port),
+                             "--snapshot-every", String(options.snapshotEvery)]
             for (key, value) in broker.kafka.properties { arguments += ["-X", "\(key)=\(value)"] }
             return try ChildProcess(arguments: arguments, outputPath: output.appendingPathComponent("\(name).log").path)
         }

@@ -30,6 +30,7 @@ extension Shard {
             }
             for (stream, offset) in next {
                 try tx.run("INSERT OR REPLACE INTO consumed_offsets (stream, nextOffset) VALUES (?, ?)", stream, offset)
+                tx.effects.consumed[stream] = offset
             }
         }
         signals.lookAgain()

@@ -71,7 +71,7 @@ public final class Shard: Sendable {
         let store = try restored.takeStore()
         do {
             let local = try store.localLogState()
-            store.startLog(writing, lastSeq: local.lastSeq)
+            try store.startLog(writing, lastSeq: local.lastSeq)
         } catch {
             store.close()
             throw error
@@ -203,6 +203,10 @@ public final class Shard: Sendable {
 
     // MARK: offsets, outbox, stats
 
+    /// The workflows stream's next offset as far as the shard log has confirmed it (nil: none yet): what
+    /// the group may commit, since any later owner's restored store has applied at least that much.
+    public var durableWorkflowsOffset: Int64? { store.durableOffsets[.workflows] }
+
     /// Where ingest resumes per input stream (nil: nothing consumed yet).
     public func nextOffsets() throws -> (workflows: Int64?, control: Int64?) {
         try store.read { db in (try StoreQueries.nextOffset(db, .workflows), try StoreQueries.nextOffset(db, .control)) }
@@ -307,6 +311,10 @@ public final class Shard: Sendable {
 
     /// Where this copy of the store stands against the shard's log.
     public func localLogState() throws -> ShardLogLocalState { try store.localLogState() }
+
+    /// Writes a consistent copy of the store to `path` for a snapshot; returns what the copy holds
+    /// (transactions up to its `lastSeq`). The shard goes on meanwhile.
+    public func writeSnapshot(to path: String) throws -> ShardLogLocalState { try store.writeSnapshot(to: path) }
 
     /// Remembers that the log up to `position` is in this store (the owner read it back), so a later
     /// open reads on from there.

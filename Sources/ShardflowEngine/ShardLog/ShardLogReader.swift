@@ -79,6 +79,10 @@ public struct ShardLogReader: Sendable {
             epoch += 1
             advance(to: offset)
             return claimed(claim)
+        case .snapshotChunk, .snapshotFooter:
+            // Snapshots have a topic of their own; one in the log is no change.
+            if pending == nil { advance(to: offset) }
+            return .none
         case .change(let fragment):
             guard let change = assemble(fragment) else {
                 if pending == nil { advance(to: offset) }

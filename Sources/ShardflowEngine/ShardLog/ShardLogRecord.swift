@@ -12,6 +12,10 @@
 public enum ShardLogRecord: Sendable, Equatable {
     case change(ShardLogFragment)
     case claim(ShardLogClaim)
+    /// A piece of a snapshot of the store (`<prefix>.shard-snapshots`, never in the log itself).
+    case snapshotChunk(ShardSnapshotChunk)
+    /// The last record of a snapshot, written on its own after its chunks: what it covers and how to check it.
+    case snapshotFooter(ShardSnapshotFooter)
 
     static let magic: UInt8 = 0x53
     static let format: UInt8 = 1
@@ -38,6 +42,22 @@ public enum ShardLogRecord: Sendable, Equatable {
             let owner = Array(claim.owner.utf8.prefix(1_000))
             out.appendBigEndian(UInt16(owner.count))
             out.append(contentsOf: owner)
+        case .snapshotChunk(let chunk):
+            out.append(3)
+            out.appendBigEndian(chunk.snapshot)
+            out.appendBigEndian(UInt32(chunk.index))
+            out.append(contentsOf: chunk.bytes)
+        case .snapshotFooter(let footer):
+            out.append(4)
+            out.appendBigEndian(footer.snapshot)
+            out.appendBigEndian(footer.firstOffset)
+            out.appendBigEndian(UInt32(footer.chunks))
+            out.appendBigEndian(footer.size)
+            out.appendBigEndian(footer.covers.offset)
+            out.appendBigEndian(footer.covers.epoch)
+            out.appendBigEndian(footer.covers.seq)
+            out.appendBigEndian(footer.at)
+            out.append(contentsOf: footer.sha256.prefix(32))
         }
         return out
     }
@@ -62,6 +82,23 @@ public enum ShardLogRecord: Sendable, Equatable {
             let length: UInt16 = try reader.integer()
             let owner = try reader.bytes(Int(length))
             self = .claim(ShardLogClaim(owner: String(decoding: owner, as: UTF8.self), nonce: nonce, at: at))
+        case 3:
+            let snapshot: UInt64 = try reader.integer()
+            let index: UInt32 = try reader.integer()
+            self = .snapshotChunk(ShardSnapshotChunk(snapshot: snapshot, index: Int(index), bytes: reader.rest()))
+        case 4:
+            let snapshot: UInt64 = try reader.integer()
+            let firstOffset: Int64 = try reader.integer()
+            let chunks: UInt32 = try reader.integer()
+            let size: Int64 = try reader.integer()
+            let offset: Int64 = try reader.integer()
+            let epoch: Int64 = try reader.integer()
+            let seq: Int64 = try reader.integer()
+            let at: Int64 = try reader.integer()
+            let sha256 = try reader.bytes(32)
+            self = .snapshotFooter(ShardSnapshotFooter(
+                snapshot: snapshot, firstOffset: firstOffset, chunks: Int(chunks), size: size,
+                covers: ShardLogPosition(offset: offset, epoch: epoch, seq: seq), at: at, sha256: sha256))
         case let kind:
             throw .unknownKind(kind)
         }
@@ -77,6 +114,43 @@ public enum ShardLogRecord: Sendable, Equatable {
             return .change(ShardLogFragment(epoch: change.epoch, seq: change.seq, index: index, count: count,
                                             bytes: Array(change.patchset[start..<end])))
         }
+    }
+}
+
+/// One piece of a snapshot file.
+public struct ShardSnapshotChunk: Sendable, Equatable {
+    public var snapshot: UInt64
+    public var index: Int
+    public var bytes: [UInt8]
+
+    public init(snapshot: UInt64, index: Int, bytes: [UInt8]) {
+        self.snapshot = snapshot
+        self.index = index
+        self.bytes = bytes
+    }
+}
+
+/// A snapshot's closing record: its chunks start at `firstOffset` of the snapshots partition; the file
+/// (`size` bytes, `sha256`) holds the shard's history up to `covers` in its log.
+public struct ShardSnapshotFooter: Sendable, Equatable {
+    public var snapshot: UInt64
+    public var firstOffset: Int64
+    public var chunks: Int
+    public var size: Int64
+    public var covers: ShardLogPosition
+    /// When it was taken (milliseconds since 1970): its age is a metric.
+    public var at: Int64
+    public var sha256: [UInt8]
+
+    public init(snapshot: UInt64, firstOffset: Int64, chunks: Int, size: Int64, covers: ShardLogPosition, at: Int64,
+                sha256: [UInt8]) {
+        self.snapshot = snapshot
+        self.firstOffset = firstOffset
+        self.chunks = chunks
+        self.size = size
+        self.covers = covers
+        self.at = at
+        self.sha256 = sha256
     }
 }
 

@@ -69,6 +69,25 @@ public final class ShardRestore: Sendable {
         store.withLock { $0 = fresh }
     }
 
+    /// Replaces the local store by a snapshot file (checked by the caller) holding the log's history up
+    /// to `covers`; the restore reads on from there. A snapshot of an older schema is migrated.
+    public func install(snapshot file: String, covers: ShardLogPosition) throws {
+        let old = try current()
+        let path = old.path
+        old.close()
+        do {
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+                try FileManager.default.removeItem(atPath: path + suffix)
+            }
+            try FileManager.default.moveItem(atPath: file, toPath: path)
+        } catch {
+            throw ShardError.io("cannot install the snapshot \(file) as \(path): \(error)")
+        }
+        let fresh = try ShardStore(directory: directory, shard: shard, metrics: metrics, logger: logger, signals: signals)
+        store.withLock { $0 = fresh }
+        try fresh.writeLogState(ShardLogLocalState(checkpoint: covers, lastSeq: covers.seq, writerEpoch: covers.epoch))
+    }
+
     /// The store holds the log's history up to `position`, whose epoch is the restorer's own.
     public func finish(at position: ShardLogPosition) throws {
         try current().writeLogState(ShardLogLocalState(checkpoint: position, lastSeq: position.seq,

@@ -39,6 +39,10 @@ final class ShardStore: Sendable {
         var log: LogWriter?
         /// The last transaction whose outbox messages may go out: confirmed in the log (no log: all).
         var confirmedSeq: Int64 = .max
+        /// Input offsets of transactions not confirmed yet, in seq order, and those confirmed: what a store
+        /// restored from the log has applied at least.
+        var unconfirmedOffsets: [(seq: Int64, offsets: [InboundMessage.Stream: Int64])] = []
+        var durableOffsets: [InboundMessage.Stream: Int64] = [:]
     }
 
     private struct LogWriter {
@@ -148,6 +152,14 @@ final class ShardStore: Sendable {
                     state.sequences = committed.sequences
                     state.committed += 1
                     if change != nil { state.log?.lastSeq = logSeq }
+                    let consumed = committed.effects.consumed
+                    if !consumed.isEmpty {
+                        if state.log == nil {
+                            state.durableOffsets.merge(consumed) { max($0, $1) }
+                        } else {
+                            state.unconfirmedOffsets.append((logSeq, consumed))
+                        }
+                    }
                 }
                 if let change, let log {
                     metrics.logBytes.increment(by: change.patchset.count)
@@ -216,20 +228,54 @@ final class ShardStore: Sendable {
 
     /// From now on every transaction goes to the log as `writing.epoch`'s, after `lastSeq`; outbox
     /// messages of transactions up to `lastSeq` (restored, so in the log already) may go out.
-    func startLog(_ writing: ShardLogWriting, lastSeq: Int64) {
+    func startLog(_ writing: ShardLogWriting, lastSeq: Int64) throws {
+        let offsets = try read { db in
+            try db.rows("SELECT stream, nextOffset FROM consumed_offsets") { row in
+                (try row.decode(0, as: InboundMessage.Stream.self), row[1] as Int64)
+            }
+        }
         state.withLock { state in
             state.log = LogWriter(epoch: writing.epoch, sink: writing.sink, lastSeq: lastSeq)
             state.confirmedSeq = lastSeq
+            state.durableOffsets = Dictionary(offsets) { max($0, $1) }
+            state.unconfirmedOffsets = []
         }
     }
 
-    /// The log has this store's transactions up to `seq`: their outbox messages may go out.
+    /// The log has this store's transactions up to `seq`: their outbox messages may go out, and the
+    /// input they applied is applied for good.
     func confirmLog(through seq: Int64) {
-        state.withLock { $0.confirmedSeq = max($0.confirmedSeq, seq) }
+        state.withLock { state in
+            state.confirmedSeq = max(state.confirmedSeq, seq)
+            let done = state.unconfirmedOffsets.prefix { $0.seq <= seq }
+            guard !done.isEmpty else { return }
+            for entry in done { state.durableOffsets.merge(entry.offsets) { max($0, $1) } }
+            state.unconfirmedOffsets.removeFirst(done.count)
+        }
     }
+
+    /// Each input stream's next offset as far as the shard log has confirmed it (without a log: as
+    /// committed). Any later owner's store has applied at least this much.
+    var durableOffsets: [InboundMessage.Stream: Int64] { state.withLock { $0.durableOffsets } }
 
     /// The last transaction whose outbox messages may be published.
     var confirmedSeq: Int64 { state.withLock { $0.confirmedSeq } }
+
+    /// Writes a consistent copy of the store to `path` (`VACUUM INTO` on the monitoring connection, so
+    /// the writer goes on meanwhile) and returns the copy's log state: it holds transactions 1...lastSeq.
+    func writeSnapshot(to path: String) throws -> ShardLogLocalState {
+        guard !isClosed else { throw ShardError.closed(shard: shard) }
+        try? FileManager.default.removeItem(atPath: path)
+        // Not `read`: VACUUM cannot run inside the transaction a read opens.
+        try monitor.unsafeRead { db in try db.execute(sql: "VACUUM INTO ?", arguments: [path]) }
+        var configuration = Configuration()
+        configuration.readonly = true
+        let copy = try DatabaseQueue(path: path, configuration: configuration)
+        defer { try? copy.close() }
+        let statements = StatementCache()
+        defer { try? copy.unsafeRead { _ in statements.removeAll() } }
+        return try copy.read { db in try StoreQueries.logState(StoreConnection(db: db, cache: statements)) }
+    }
 
     /// A read on the writer's connection, serialized with every transaction (for what must see the
     /// writer's latest state: offsets, the outbox). Not `DatabaseQueue.read`: it toggles

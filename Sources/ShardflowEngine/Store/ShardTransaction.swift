@@ -11,6 +11,8 @@ struct TransactionEffects {
     var outbox = false
     /// `resumeExecutors` committed: the executor claims at this epoch.
     var resumedEpoch: Int64?
+    /// Input applied: each stream's next offset as this transaction leaves it.
+    var consumed: [InboundMessage.Stream: Int64] = [:]
 }
 
 /// Workflow bodies a transaction advanced: those left waiting are kept once it commits; if it rolls

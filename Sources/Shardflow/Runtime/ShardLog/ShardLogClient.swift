@@ -88,13 +88,14 @@ final class ShardLogClient: Sendable {
         }
     }
 
-    /// Reads a whole partition with a consumer of its own (a restore from scratch after a divergence:
-    /// the shared consumer may still hold records of the reading before it). `body` gets each batch and
-    /// returns whether to go on.
-    func readAlone(shard: Int, _ body: ([KafkaMessage]) async throws -> Bool) async throws {
+    /// Reads a partition after `offset` (-1: from its beginning) with a consumer of its own (a restore from
+    /// scratch after a divergence: the shared consumer may still hold records of the reading before it).
+    /// `body` gets each batch and returns whether to go on.
+    func readAlone(shard: Int, after offset: Int64, _ body: ([KafkaMessage]) async throws -> Bool) async throws {
         let alone = try KafkaPartitionConsumer(configuration: configuration, options: KafkaConsumerOptions(maxBatch: 2_000),
                                                logger: logger)
-        try await alone.assign([TopicPartitionOffset(topic: topic, partition: Int32(shard), offset: TopicPartitionOffset.beginning)])
+        try await alone.assign([TopicPartitionOffset(topic: topic, partition: Int32(shard),
+                                                     offset: offset < 0 ? TopicPartitionOffset.beginning : offset + 1)])
         defer { Task { await alone.close() } }
         for await event in alone.events {
             switch event {
@@ -103,6 +104,11 @@ final class ShardLogClient: Sendable {
             case .assigned, .revoked: break
             }
         }
+    }
+
+    /// A partition's watermarks, asked through the shared consumer (no assignment needed).
+    func watermarks(topic: String, partition: Int32) async throws -> (low: Int64, high: Int64) {
+        try await consumer.watermarks(topic: topic, partition: partition)
     }
 
     func close() async {
