@@ -110,6 +110,8 @@ struct BenchEngineCommand: AsyncParsableCommand {
     @Option(help: "Crash attribution (the quarantine's crash guard): on, off, or compare (off and on alternately, N pairs).")
     var crashAttribution: String = "on"
     @Option(help: "Pairs of runs for --crash-attribution compare.") var pairs: Int = 3
+    @Flag(help: "Capture every transaction for a shard log (confirmed at once, no Kafka): the capture's cost.")
+    var captureLog = false
 
     func run() async throws {
         guard ["on", "off", "compare"].contains(crashAttribution) else {
@@ -123,7 +125,7 @@ struct BenchEngineCommand: AsyncParsableCommand {
                 var configuration = ShardConfiguration()
                 configuration.crashAttribution = attribution
                 return try await EngineBenchmark(workflows: workflows, stepsPerWorkflow: steps, shards: count,
-                                                 configuration: configuration).run()
+                                                 configuration: configuration, captureLog: captureLog).run()
             }
             guard crashAttribution == "compare" else {
                 print(try await once(crashAttribution == "on"))

@@ -69,7 +69,7 @@ public final class Worker: Service, Sendable {
         let control = try KafkaPartitionConsumer(configuration: configuration.kafka, logger: logger)
         // The shard logs get a producer of their own: an owner's outputs wait for its records, so they
         // are not held up behind a large outbox batch, nor lingered over.
-        let logProducer = try KafkaProducer(configuration: configuration.kafka.setting("linger.ms", "1"), logger: logger)
+        let logProducer = try KafkaProducer(configuration: configuration.kafka.setting("linger.ms", "1").setting("compression.codec", "lz4"), logger: logger)
         let log = try ShardLogClient(topic: topics.shardLog, configuration: configuration.kafka, producer: logProducer,
                                      logger: logger)
         // Every shard checks that a message was read from the partition its workflowId maps to, which

@@ -44,13 +44,29 @@ public struct EngineBenchmark: Sendable {
     public var stepsPerWorkflow: Int
     public var shards: Int
     public var configuration: ShardConfiguration
+    /// Capture every transaction for a shard log (to a sink that confirms each at once): the capture's
+    /// own cost, without Kafka.
+    public var captureLog: Bool
 
     public init(workflows: Int = 2_000, stepsPerWorkflow: Int = 3, shards: Int = 1,
-                configuration: ShardConfiguration = ShardConfiguration()) {
+                configuration: ShardConfiguration = ShardConfiguration(), captureLog: Bool = false) {
         self.workflows = max(1, workflows)
         self.stepsPerWorkflow = max(1, stepsPerWorkflow)
         self.shards = max(1, shards)
         self.configuration = configuration
+        self.captureLog = captureLog
+    }
+
+    /// A log that keeps nothing and confirms every transaction as it arrives.
+    final class ConfirmingSink: ShardLogSink {
+        let shard = Mutex<Shard?>(nil)
+        let bytes = Mutex(0)
+        func append(_ change: ShardLogChange) {
+            bytes.withLock { $0 += change.patchset.count }
+            // Confirmed off the writer's queue, as a reader of the log would.
+            let shard = shard.withLock { $0 }
+            Task { shard?.confirmLog(through: change.seq) }
+        }
     }
 
     struct NoopArgs: Codable, Sendable { var steps: Int }
@@ -74,8 +90,17 @@ public struct EngineBenchmark: Sendable {
         let latency = LatencyRecorder()
         var opened: [Shard] = []
         for index in 0..<shards {
-            let shard = try await Shard.open(directory: directory, shard: index, registry: registry,
+            let shard: Shard
+            if captureLog {
+                let sink = ConfirmingSink()
+                let restore = try ShardRestore(directory: directory, shard: index, logger: logger)
+                shard = try await Shard.open(restored: restore, writing: ShardLogWriting(epoch: 1, sink: sink),
+                                             registry: registry, configuration: configuration)
+                sink.shard.withLock { $0 = shard }
+            } else {
+                shard = try await Shard.open(directory: directory, shard: index, registry: registry,
                                              configuration: configuration, logger: logger)
+            }
             shard.recordSchedulingLatency(into: latency)
             opened.append(shard)
         }

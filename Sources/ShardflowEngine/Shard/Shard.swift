@@ -217,9 +217,9 @@ public final class Shard: Sendable {
     /// know is replaced by a dead letter that says so (it would otherwise never be delivered).
     public func pendingOutbox(limit: Int = 1000) throws -> [OutboxRecord] {
         var unknown: [(id: Int64, topic: String)] = []
-        let gate = store.confirmedSeq
+        let gate = store.outboxGate
         let records = try store.read { db in
-            try db.rows("SELECT id, topic, key, value FROM outbox WHERE logSeq <= ? ORDER BY id LIMIT ?", gate, limit) { row -> OutboxRecord? in
+            try db.rows("SELECT id, topic, key, value FROM outbox WHERE id <= ? ORDER BY id LIMIT ?", gate, limit) { row -> OutboxRecord? in
                 guard let topic = OutboxTopic(rawValue: row[1]) else {
                     unknown.append((row[0], row[1]))
                     return nil
@@ -323,8 +323,8 @@ public final class Shard: Sendable {
     /// Returns once the outbox holds at least one row the gate lets out (or the shard closes).
     public func waitForOutbox() async {
         while !Task.isCancelled {
-            let gate = store.confirmedSeq
-            let hasRows = (try? store.read { db in try db.int("SELECT 1 FROM outbox WHERE logSeq <= ? LIMIT 1", gate) != nil }) ?? true
+            let gate = store.outboxGate
+            let hasRows = (try? store.read { db in try db.int("SELECT 1 FROM outbox WHERE id <= ? LIMIT 1", gate) != nil }) ?? true
             if hasRows || isClosing { return }
             await signals.outbox.wait()
         }

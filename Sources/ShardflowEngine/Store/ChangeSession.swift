@@ -5,6 +5,13 @@ import Glibc
 import Darwin
 #endif
 
+/// SQLite's process-wide settings, applied once before the first store opens (see
+/// `shardflow_sqlite3_disable_memstatus`: without its statistics mutex, a malloc of SQLite's takes no
+/// global lock). Too late if something else in the process opened a database first: then it does nothing.
+enum SQLiteProcessSettings {
+    static let applied: Bool = shardflow_sqlite3_disable_memstatus() == SQLITE_OK
+}
+
 /// One transaction's row changes, captured by SQLite's session extension: the shard log's record of
 /// the transaction. A patchset, not a changeset: a delete carries only its primary key and an update
 /// only its new values, so acknowledging an outbox row costs a few bytes instead of the row again.

@@ -21,10 +21,6 @@ final class ShardStore: Sendable {
     private let logger: Logger
     private let signals: WorkSignals
     private let state: Mutex<State>
-    /// Held from a transaction's start to its change's hand-over to the log sink, so the sink sees
-    /// changes in commit order. (The writer's queue already runs one transaction at a time; this only
-    /// keeps the hand-over, which follows the commit, in the same order.)
-    private let commitOrder = ConditionLock()
     /// Statement caches of the two connections; each is used only on its connection's queue.
     private let writerStatements: UnsafeTransfer<StatementCache>
     private let monitorStatements: UnsafeTransfer<StatementCache>
@@ -37,11 +33,13 @@ final class ShardStore: Sendable {
         var committed = 0
         /// Set once the shard writes a log.
         var log: LogWriter?
-        /// The last transaction whose outbox messages may go out: confirmed in the log (no log: all).
-        var confirmedSeq: Int64 = .max
-        /// Input offsets of transactions not confirmed yet, in seq order, and those confirmed: what a store
-        /// restored from the log has applied at least.
-        var unconfirmedOffsets: [(seq: Int64, offsets: [InboundMessage.Stream: Int64])] = []
+        /// The output gate: outbox rows up to this id are of transactions the log confirmed (no log: all).
+        /// Outbox ids grow with commit order, so one bound says it and the publisher's read stays a range.
+        var outboxGate: Int64 = .max
+        /// What committed transactions not confirmed yet will release, in seq order: their last outbox id
+        /// and the input offsets they applied.
+        var unconfirmed: [(seq: Int64, outboxId: Int64?, offsets: [InboundMessage.Stream: Int64])] = []
+        /// Input offsets of confirmed transactions: what a store restored from the log has applied at least.
         var durableOffsets: [InboundMessage.Stream: Int64] = [:]
     }
 
@@ -54,6 +52,7 @@ final class ShardStore: Sendable {
     /// Opens (creating if needed) and migrates the store of `shard` under `directory`, holding its lock.
     /// Throws `ShardError.locked` while another owner holds it.
     init(directory: String, shard: Int, metrics: EngineMetrics, logger: Logger, signals: WorkSignals) throws {
+        _ = SQLiteProcessSettings.applied
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -123,53 +122,66 @@ final class ShardStore: Sendable {
     /// gets the transaction (to undo what it staged in memory) and the error is rethrown.
     func transaction<T>(now: Int64, rolledBack: (ShardTransaction) -> Void,
                         _ body: (ShardTransaction) throws -> T) throws -> (value: T, transaction: ShardTransaction) {
-        try commitOrder.withLock {
-            let start = state.withLock { $0.closed ? nil : (sequences: $0.sequences, log: $0.log) }
-            guard let (sequences, log) = start else { throw ShardError.closed(shard: shard) }
-            let logSeq = log.map { $0.lastSeq + 1 } ?? 0
-            var opened: ShardTransaction?
-            do {
-                let (value, change) = try writer.write { db -> (T, ShardLogChange?) in
-                    let session = try log.map { _ in try ChangeSession(connection: db.sqliteConnection!) }
-                    let transaction = ShardTransaction(
-                        connection: StoreConnection(db: db, cache: writerStatements.value), now: now, shard: shard,
-                        sequences: sequences, logSeq: logSeq, metrics: metrics, logger: logger, signals: signals)
-                    opened = transaction
-                    let value = try body(transaction)
-                    try transaction.finish()
-                    guard let log, let session else { return (value, nil) }
+        var opened: ShardTransaction?
+        do {
+            let value = try writer.write { db -> T in
+                // Read on the writer's queue, which runs one transaction at a time: no other one commits
+                // sequences or takes a log seq in between.
+                let start = state.withLock { $0.closed ? nil : (sequences: $0.sequences, log: $0.log) }
+                guard let (sequences, log) = start else { throw ShardError.closed(shard: shard) }
+                let session = try log.map { _ in try ChangeSession(connection: db.sqliteConnection!) }
+                let transaction = ShardTransaction(
+                    connection: StoreConnection(db: db, cache: writerStatements.value), now: now, shard: shard,
+                    sequences: sequences, metrics: metrics, logger: logger, signals: signals)
+                opened = transaction
+                let value = try body(transaction)
+                try transaction.finish()
+                var change: ShardLogChange?
+                if let log, let session {
                     let patchset = try session.patchset()
                     // A transaction that changed no row (a claim that found nothing) takes no seq.
-                    guard !patchset.isEmpty else { return (value, nil) }
-                    try transaction.run("UPDATE shard_log_state SET lastSeq = ?, writerEpoch = ? WHERE id = 1",
-                                        logSeq, log.epoch)
-                    return (value, ShardLogChange(epoch: log.epoch, seq: logSeq, patchset: patchset))
-                }
-                // Committed. (The writer's queue runs one transaction at a time, so no other one committed
-                // sequences in between.)
-                guard let committed = opened else { throw ShardError.io("transaction body did not run") }
-                state.withLock { state in
-                    state.sequences = committed.sequences
-                    state.committed += 1
-                    if change != nil { state.log?.lastSeq = logSeq }
-                    let consumed = committed.effects.consumed
-                    if !consumed.isEmpty {
-                        if state.log == nil {
-                            state.durableOffsets.merge(consumed) { max($0, $1) }
-                        } else {
-                            state.unconfirmedOffsets.append((logSeq, consumed))
-                        }
+                    if !patchset.isEmpty {
+                        let seq = log.lastSeq + 1
+                        try transaction.run("UPDATE shard_log_state SET lastSeq = ?, writerEpoch = ? WHERE id = 1",
+                                            seq, log.epoch)
+                        change = ShardLogChange(epoch: log.epoch, seq: seq, patchset: patchset)
                     }
                 }
-                if let change, let log {
-                    metrics.logBytes.increment(by: change.patchset.count)
-                    log.sink.append(change)
-                }
-                return (value, committed)
-            } catch {
-                if let opened { rolledBack(opened) }
-                throw error
+                // Once committed, still on the writer's queue: the log sink gets changes in commit order.
+                let committed = (sequences: transaction.sequences, consumed: transaction.effects.consumed,
+                                 outboxId: transaction.effects.lastOutboxId)
+                db.afterNextTransaction(onCommit: { [self, change] _ in
+                    self.committed(sequences: committed.sequences, change: change, consumed: committed.consumed,
+                                   outboxId: committed.outboxId)
+                })
+                return value
             }
+            guard let committed = opened else { throw ShardError.io("transaction body did not run") }
+            return (value, committed)
+        } catch {
+            if let opened { rolledBack(opened) }
+            throw error
+        }
+    }
+
+    /// A transaction committed: its sequences and log seq become the store's, its change goes to the log.
+    private func committed(sequences: ShardSequences, change: ShardLogChange?, consumed: [InboundMessage.Stream: Int64],
+                           outboxId: Int64?) {
+        let sink = state.withLock { state -> (any ShardLogSink)? in
+            state.sequences = sequences
+            state.committed += 1
+            guard state.log != nil else {
+                state.durableOffsets.merge(consumed) { max($0, $1) }
+                return nil
+            }
+            guard let change else { return nil }
+            state.log?.lastSeq = change.seq
+            if outboxId != nil || !consumed.isEmpty { state.unconfirmed.append((change.seq, outboxId, consumed)) }
+            return state.log?.sink
+        }
+        if let change, let sink {
+            metrics.logBytes.increment(by: change.patchset.count)
+            sink.append(change)
         }
     }
 
@@ -229,16 +241,17 @@ final class ShardStore: Sendable {
     /// From now on every transaction goes to the log as `writing.epoch`'s, after `lastSeq`; outbox
     /// messages of transactions up to `lastSeq` (restored, so in the log already) may go out.
     func startLog(_ writing: ShardLogWriting, lastSeq: Int64) throws {
-        let offsets = try read { db in
-            try db.rows("SELECT stream, nextOffset FROM consumed_offsets") { row in
+        let (offsets, lastOutboxId) = try read { db in
+            (try db.rows("SELECT stream, nextOffset FROM consumed_offsets") { row in
                 (try row.decode(0, as: InboundMessage.Stream.self), row[1] as Int64)
-            }
+            }, try db.int("SELECT MAX(id) FROM outbox") ?? 0)
         }
         state.withLock { state in
             state.log = LogWriter(epoch: writing.epoch, sink: writing.sink, lastSeq: lastSeq)
-            state.confirmedSeq = lastSeq
+            // What the store holds now is the log's (restored): it may go out.
+            state.outboxGate = lastOutboxId
             state.durableOffsets = Dictionary(offsets) { max($0, $1) }
-            state.unconfirmedOffsets = []
+            state.unconfirmed = []
         }
     }
 
@@ -246,11 +259,13 @@ final class ShardStore: Sendable {
     /// input they applied is applied for good.
     func confirmLog(through seq: Int64) {
         state.withLock { state in
-            state.confirmedSeq = max(state.confirmedSeq, seq)
-            let done = state.unconfirmedOffsets.prefix { $0.seq <= seq }
+            let done = state.unconfirmed.prefix { $0.seq <= seq }
             guard !done.isEmpty else { return }
-            for entry in done { state.durableOffsets.merge(entry.offsets) { max($0, $1) } }
-            state.unconfirmedOffsets.removeFirst(done.count)
+            for entry in done {
+                state.durableOffsets.merge(entry.offsets) { max($0, $1) }
+                if let id = entry.outboxId { state.outboxGate = max(state.outboxGate, id) }
+            }
+            state.unconfirmed.removeFirst(done.count)
         }
     }
 
@@ -258,8 +273,8 @@ final class ShardStore: Sendable {
     /// committed). Any later owner's store has applied at least this much.
     var durableOffsets: [InboundMessage.Stream: Int64] { state.withLock { $0.durableOffsets } }
 
-    /// The last transaction whose outbox messages may be published.
-    var confirmedSeq: Int64 { state.withLock { $0.confirmedSeq } }
+    /// The last outbox row that may be published (see `State.outboxGate`).
+    var outboxGate: Int64 { state.withLock { $0.outboxGate } }
 
     /// Writes a consistent copy of the store to `path` (`VACUUM INTO` on the monitoring connection, so
     /// the writer goes on meanwhile) and returns the copy's log state: it holds transactions 1...lastSeq.

@@ -7,8 +7,8 @@ import ShardflowJSON
 /// transaction, so an effect and everything it implies commit together.
 extension ShardTransaction {
     func appendOutbox(topic: OutboxTopic, key: String, value: [UInt8]) throws {
-        try run("INSERT INTO outbox (topic, key, value, createdAt, logSeq) VALUES (?, ?, ?, ?, ?)",
-                topic, key, value, now, logSeq)
+        try run("INSERT INTO outbox (topic, key, value, createdAt) VALUES (?, ?, ?, ?)", topic, key, value, now)
+        effects.lastOutboxId = connection.db.lastInsertedRowID
         effects.outbox = true
     }
 

@@ -13,6 +13,8 @@ struct TransactionEffects {
     var resumedEpoch: Int64?
     /// Input applied: each stream's next offset as this transaction leaves it.
     var consumed: [InboundMessage.Stream: Int64] = [:]
+    /// The id of the last outbox row the transaction wrote (the output gate lets rows out up to an id).
+    var lastOutboxId: Int64?
 }
 
 /// Workflow bodies a transaction advanced: those left waiting are kept once it commits; if it rolls
@@ -48,15 +50,11 @@ final class ShardTransaction {
     var executions = StagedExecutions()
     private(set) var sequences: ShardSequences
     private var sequencesTaken = false
-    /// This transaction's seq in the shard log, if it changes anything (0 without a log): its outbox
-    /// messages wait until the log confirms it.
-    let logSeq: Int64
     /// The shard's hints, raised inside the transaction (see `WorkSignals`).
     let signals: WorkSignals
 
-    init(connection: StoreConnection, now: Int64, shard: Int, sequences: ShardSequences, logSeq: Int64,
+    init(connection: StoreConnection, now: Int64, shard: Int, sequences: ShardSequences,
          metrics: EngineMetrics, logger: Logger, signals: WorkSignals) {
-        self.logSeq = logSeq
         self.connection = connection
         self.signals = signals
         self.now = now

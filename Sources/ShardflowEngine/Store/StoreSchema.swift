@@ -175,7 +175,6 @@ enum StoreSchema {
         migrator.registerMigration("v7-shard-log") { db in
             // The shard log captures row changes by primary key (SQLite's session extension), so the replay
             // queue gets one: its rowid, made an explicit INTEGER PRIMARY KEY (the same order as before).
-            // An outbox row remembers the log seq of its transaction (the output gate), and
             // `shard_log_state` says where this copy stands in the log (never itself logged).
             try db.execute(sql: """
                 CREATE TABLE replay_queue_v7 (
@@ -188,7 +187,6 @@ enum StoreSchema {
                     SELECT rowid, workflowId, trigger, enqueuedAt FROM replay_queue;
                 DROP TABLE replay_queue;
                 ALTER TABLE replay_queue_v7 RENAME TO replay_queue;
-                ALTER TABLE outbox ADD COLUMN logSeq INTEGER NOT NULL DEFAULT 0;
                 CREATE TABLE shard_log_state (
                     id INTEGER PRIMARY KEY CHECK (id = 1),
                     checkpointOffset INTEGER NOT NULL DEFAULT -1,
