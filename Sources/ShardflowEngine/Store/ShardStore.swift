@@ -122,6 +122,8 @@ final class ShardStore: Sendable {
     /// gets the transaction (to undo what it staged in memory) and the error is rethrown.
     func transaction<T>(now: Int64, rolledBack: (ShardTransaction) -> Void,
                         _ body: (ShardTransaction) throws -> T) throws -> (value: T, transaction: ShardTransaction) {
+        // A closed connection answers SQLITE_MISUSE, not `closed`: refuse before touching it.
+        guard !isClosed else { throw ShardError.closed(shard: shard) }
         var opened: ShardTransaction?
         do {
             let value = try writer.write { db -> T in
