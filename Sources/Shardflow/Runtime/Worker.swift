@@ -417,8 +417,9 @@ public final class Worker: Service, Sendable {
 
     /// The shard's log follower stopped. Fenced (another worker claimed the shard) or diverged (a record
     /// of its own never reached the log): the shard must not publish or change anything more here, so it
-    /// stops at once. Fenced, the group's revoke (which follows a newer claim) finds it closed. Diverged,
-    /// the worker leaves the group and joins again, so the shard is assigned anew and its store restored
+    /// stops at once. Fenced, the group's revoke (which follows a newer claim) finds it closed; if none
+    /// comes within 30 s, the claim was no owner's and the worker rejoins. Diverged, the worker leaves the
+    /// group and joins again at once, so the shard is assigned anew and its store restored
     /// (through the same path as any assignment, with the consumer moved to the restored offsets).
     private func followingEnded(_ number: Int, _ ending: ShardLogFollower.Ending, shard: Shard,
                                 publishing: Task<Void, Never>, consumer: KafkaConsumer) async {
@@ -434,9 +435,14 @@ public final class Worker: Service, Sendable {
         }
         publishing.cancel()
         await shard.close(drainTimeout: .zero)
-        if case .diverged = ending {
-            do { try consumer.rejoin() } catch { logger.error("shard \(number): cannot rejoin the group: \(error)") }
+        if case .fenced = ending {
+            // A claim by a worker the group gave the shard is followed by a revoke. One that is not (a
+            // stray record in the log) must not leave the shard unrun: still ours after a while, rejoin.
+            try? await Task.sleep(for: .seconds(30))
+            guard state.withLock({ $0.ownership.runningShard(number)?.shard === shard }) else { return }
+            logger.warning("shard \(number): fenced by a claim but not revoked; rejoining the group to run it again")
         }
+        do { try consumer.rejoin() } catch { logger.error("shard \(number): cannot rejoin the group: \(error)") }
     }
 
     private func revoke(_ partitions: [TopicPartition], control: KafkaPartitionConsumer, log: ShardLogClient) async {

@@ -312,6 +312,9 @@ public final class Shard: Sendable {
     /// Where this copy of the store stands against the shard's log.
     public func localLogState() throws -> ShardLogLocalState { try store.localLogState() }
 
+    /// The seq of the last transaction handed to the shard log, from memory (a gauge reads it per batch).
+    public var loggedSeq: Int64 { store.loggedSeq }
+
     /// Writes a consistent copy of the store to `path` for a snapshot; returns what the copy holds
     /// (transactions up to its `lastSeq`). The shard goes on meanwhile.
     public func writeSnapshot(to path: String) throws -> ShardLogLocalState { try store.writeSnapshot(to: path) }

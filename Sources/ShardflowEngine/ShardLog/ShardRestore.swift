@@ -55,15 +55,11 @@ public final class ShardRestore: Sendable {
     /// Deletes the local store and starts an empty one (its history differs from the log's).
     public func discard() throws {
         let old = try current()
-        let path = old.path
         old.close()
-        for suffix in ["", "-wal", "-shm"] {
-            let file = path + suffix
-            if FileManager.default.fileExists(atPath: file) {
-                do { try FileManager.default.removeItem(atPath: file) } catch {
-                    throw ShardError.io("cannot delete the diverged store \(file): \(error)")
-                }
-            }
+        do {
+            try Self.removeStoreFiles(at: old.path)
+        } catch {
+            throw ShardError.io("cannot delete the diverged store \(old.path): \(error)")
         }
         let fresh = try ShardStore(directory: directory, shard: shard, metrics: metrics, logger: logger, signals: signals)
         store.withLock { $0 = fresh }
@@ -76,9 +72,7 @@ public final class ShardRestore: Sendable {
         let path = old.path
         old.close()
         do {
-            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
-                try FileManager.default.removeItem(atPath: path + suffix)
-            }
+            try Self.removeStoreFiles(at: path)
             try FileManager.default.moveItem(atPath: file, toPath: path)
         } catch {
             throw ShardError.io("cannot install the snapshot \(file) as \(path): \(error)")
@@ -86,6 +80,13 @@ public final class ShardRestore: Sendable {
         let fresh = try ShardStore(directory: directory, shard: shard, metrics: metrics, logger: logger, signals: signals)
         store.withLock { $0 = fresh }
         try fresh.writeLogState(ShardLogLocalState(checkpoint: covers, lastSeq: covers.seq, writerEpoch: covers.epoch))
+    }
+
+    /// A closed store's file and its WAL files.
+    private static func removeStoreFiles(at path: String) throws {
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            try FileManager.default.removeItem(atPath: path + suffix)
+        }
     }
 
     /// The store holds the log's history up to `position`, whose epoch is the restorer's own.

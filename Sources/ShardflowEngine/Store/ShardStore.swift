@@ -275,6 +275,9 @@ final class ShardStore: Sendable {
     /// committed). Any later owner's store has applied at least this much.
     var durableOffsets: [InboundMessage.Stream: Int64] { state.withLock { $0.durableOffsets } }
 
+    /// The seq of the last transaction handed to the log (0 without a log).
+    var loggedSeq: Int64 { state.withLock { $0.log?.lastSeq ?? 0 } }
+
     /// The last outbox row that may be published (see `State.outboxGate`).
     var outboxGate: Int64 { state.withLock { $0.outboxGate } }
 

@@ -34,7 +34,8 @@ struct ShardLogFollower: Sendable {
         let snapshot: ShardSnapshotFooter?
         /// The log held nothing before this worker's claim (and no snapshot was found): a shard new to
         /// the log, or one consumed before the log existed.
-        var logWasEmpty: Bool { snapshot == nil && discarded == false && reader.checkpoint.seq == 0 && recordsRead <= 1 && startedEmpty }
+        var logWasEmpty: Bool { startedEmpty && snapshot == nil && recordsRead <= 1 }
+        /// The local store held nothing when restoring began (a new store cannot have diverged).
         let startedEmpty: Bool
     }
 
@@ -197,7 +198,7 @@ struct ShardLogFollower: Sendable {
             }
             if let confirmed {
                 shard.confirmLog(through: confirmed)
-                unconfirmed.record(max(0, (try? shard.localLogState().lastSeq) ?? confirmed) - confirmed)
+                unconfirmed.record(max(0, shard.loggedSeq - confirmed))
             }
             let last = progress.last
             if let at = last.at { age.record(Double(max(0, Int64(Date().timeIntervalSince1970 * 1000) - at)) / 1000) }
