@@ -8,8 +8,8 @@ import PackageDescription
 //   ShardflowKafka    a small Swift face over librdkafka (producer, consumer group, admin)
 //   ShardflowJSON     JSON values, a fast reader and writer, and the Codable coder over them
 //   ShardflowEngine   the per-shard store, replay, task queue, executor (no Kafka); its crash guard's
-//                     signal handler is the C target CShardflowCrashGuard; the shard log's change capture
-//                     and restore use SQLite's session extension (CSQLiteSession)
+//                     signal handler is the C target CShardflowCrashGuard; SQLite's process settings
+//                     (CSQLiteSettings, over the system libsqlite3)
 //   ShardflowLLM      the Anthropic Messages API client, its rate limiter and the step identity
 //   Shardflow         the worker runtime wiring the engine to Kafka
 // Test and tool modules, on top; the libraries above never depend on them:
@@ -50,8 +50,8 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
-        // SQLite's session extension (the shard log's change capture), from the same system libsqlite3 GRDB uses.
-        .systemLibrary(name: "CSQLiteSession", path: "Sources/CSQLiteSession"),
+        // SQLite's process-wide settings (sqlite3_config), on the same system libsqlite3 GRDB uses.
+        .systemLibrary(name: "CSQLiteSettings", path: "Sources/CSQLiteSettings"),
         .target(name: "ShardflowSupport"),
         .target(
             name: "ShardflowKafka",
@@ -77,7 +77,7 @@ let package = Package(
             name: "ShardflowEngine",
             dependencies: [
                 "CShardflowCrashGuard",
-                "CSQLiteSession",
+                "CSQLiteSettings",
                 "ShardflowJSON",
                 "ShardflowSupport",
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -62,7 +62,7 @@ public struct EngineBenchmark: Sendable {
         let shard = Mutex<Shard?>(nil)
         let bytes = Mutex(0)
         func append(_ change: ShardLogChange) {
-            bytes.withLock { $0 += change.patchset.count }
+            bytes.withLock { $0 += change.redo.count }
             // Confirmed off the writer's queue, as a reader of the log would.
             let shard = shard.withLock { $0 }
             Task { shard?.confirmLog(through: change.seq) }

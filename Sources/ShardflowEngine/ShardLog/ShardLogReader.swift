@@ -152,7 +152,7 @@ public struct ShardLogReader: Sendable {
     private mutating func assemble(_ fragment: ShardLogFragment) -> ShardLogChange? {
         if fragment.count == 1 {
             pending = nil
-            return ShardLogChange(epoch: fragment.epoch, seq: fragment.seq, patchset: fragment.bytes)
+            return ShardLogChange(epoch: fragment.epoch, seq: fragment.seq, redo: fragment.bytes)
         }
         if fragment.index == 0 {
             pending = (fragment, fragment.bytes)
@@ -167,7 +167,7 @@ public struct ShardLogReader: Sendable {
         first.index = fragment.index
         if fragment.index == fragment.count - 1 {
             pending = nil
-            return ShardLogChange(epoch: fragment.epoch, seq: fragment.seq, patchset: parts)
+            return ShardLogChange(epoch: fragment.epoch, seq: fragment.seq, redo: parts)
         }
         pending = (first, parts)
         return nil

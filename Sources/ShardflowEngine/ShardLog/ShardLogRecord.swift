@@ -1,14 +1,15 @@
 /// A record of a shard's log (`<prefix>.shard-log`, partition p for shard p).
 ///
-/// - `change`: the patchset of one committed store transaction, written by the owner of `epoch` as the
+/// - `change`: the redo (statements and values) of one committed store transaction, written by the owner of `epoch` as the
 ///   shard's `seq`-th transaction. A transaction larger than one Kafka message is split into fragments
 ///   with the same epoch and seq, written back to back.
 /// - `claim`: a worker takes the shard. Epochs are not numbers a claimer picks but positions: the n-th
 ///   claim in the partition opens epoch n. Two workers that claim at once get different epochs by the
 ///   order the broker stored their claims in, and every reader counts the same.
 ///
-/// Binary, big-endian: `S`, format 1, kind, then the fields. A record that does not parse is reported
-/// and skipped (nothing else writes to this topic; it is never applied).
+/// Binary, big-endian: `S`, format 2, kind, then the fields. A record that does not parse is reported
+/// and skipped (nothing else writes to this topic; it is never applied). Format 1 carried SQLite session
+/// patchsets instead of redo; no release wrote it, and this version reports it unreadable.
 public enum ShardLogRecord: Sendable, Equatable {
     case change(ShardLogFragment)
     case claim(ShardLogClaim)
@@ -18,9 +19,9 @@ public enum ShardLogRecord: Sendable, Equatable {
     case snapshotFooter(ShardSnapshotFooter)
 
     static let magic: UInt8 = 0x53
-    static let format: UInt8 = 1
+    static let format: UInt8 = 2
 
-    /// The largest patchset bytes one record carries: with the header, under librdkafka's and Apache
+    /// The largest redo bytes one record carries: with the header, under librdkafka's and Apache
     /// Kafka's default 1 MB message limit.
     public static let maxFragmentBytes = 900_000
 
@@ -107,12 +108,12 @@ public enum ShardLogRecord: Sendable, Equatable {
     /// The records of one transaction's change: one, or fragments of at most `maxFragmentBytes`.
     public static func records(of change: ShardLogChange, maxFragmentBytes: Int = maxFragmentBytes) -> [ShardLogRecord] {
         let size = max(1, maxFragmentBytes)
-        let count = max(1, (change.patchset.count + size - 1) / size)
+        let count = max(1, (change.redo.count + size - 1) / size)
         return (0..<count).map { index in
             let start = index * size
-            let end = min(change.patchset.count, start + size)
+            let end = min(change.redo.count, start + size)
             return .change(ShardLogFragment(epoch: change.epoch, seq: change.seq, index: index, count: count,
-                                            bytes: Array(change.patchset[start..<end])))
+                                            bytes: Array(change.redo[start..<end])))
         }
     }
 }

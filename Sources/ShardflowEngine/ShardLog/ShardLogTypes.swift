@@ -1,14 +1,15 @@
 /// One committed transaction of a shard, as its log carries it: the epoch of the owner that wrote it,
-/// its place in the shard's history (1, 2, 3, ... across owners) and its row changes.
+/// its place in the shard's history (1, 2, 3, ... across owners) and its writes (`redo`: the statements
+/// that changed rows, with their values, as `RedoCapture` encodes them).
 public struct ShardLogChange: Sendable, Equatable {
     public var epoch: Int64
     public var seq: Int64
-    public var patchset: [UInt8]
+    public var redo: [UInt8]
 
-    public init(epoch: Int64, seq: Int64, patchset: [UInt8]) {
+    public init(epoch: Int64, seq: Int64, redo: [UInt8]) {
         self.epoch = epoch
         self.seq = seq
-        self.patchset = patchset
+        self.redo = redo
     }
 }
 

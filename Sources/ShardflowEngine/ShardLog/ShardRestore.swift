@@ -39,17 +39,11 @@ public final class ShardRestore: Sendable {
     /// Where the local store stands against the log (`.empty` for a new store).
     public func localState() throws -> ShardLogLocalState { try current().localLogState() }
 
-    /// Applies changes the reader returned, in order, in one transaction. Returns the rows that
-    /// conflicted (also counted in `shardflow_restore_conflicts_total`): none when the store held
-    /// exactly the log's history before them.
-    @discardableResult
-    public func apply(_ changes: [ShardLogChange]) throws -> Int {
-        let conflicts = try current().applyLogChanges(changes)
-        if conflicts > 0 {
-            metrics.restoreConflicts.increment(by: conflicts)
-            logger.error("shard \(shard): \(conflicts) rows conflicted while restoring from the log; the log's rows were kept")
-        }
-        return conflicts
+    /// Replays changes the reader returned, in order, in one transaction (all or none). Throws
+    /// `ShardError.logDoesNotReplay` when one fails on this store: it did not hold the log's history
+    /// before them, and must be discarded.
+    public func apply(_ changes: [ShardLogChange]) throws {
+        try current().applyLogChanges(changes)
     }
 
     /// Deletes the local store and starts an empty one (its history differs from the log's).

@@ -8,7 +8,7 @@ import Synchronization
 /// read-only connection for monitoring (WAL lets it read while the writer writes), and the lock file that
 /// makes this process the store's only owner.
 ///
-/// With a shard log (`startLog`), every transaction's row changes are captured (`ChangeSession`) and
+/// With a shard log (`startLog`), every transaction's writes are captured (`RedoCapture`) and
 /// handed to the log's sink in commit order, and the outbox gate opens for a transaction's messages only
 /// once its record is confirmed in the log (`confirmLog`). Without one, the gate is always open.
 final class ShardStore: Sendable {
@@ -131,23 +131,21 @@ final class ShardStore: Sendable {
                 // sequences or takes a log seq in between.
                 let start = state.withLock { $0.closed ? nil : (sequences: $0.sequences, log: $0.log) }
                 guard let (sequences, log) = start else { throw ShardError.closed(shard: shard) }
-                let session = try log.map { _ in try ChangeSession(connection: db.sqliteConnection!) }
+                let capture = log.map { _ in RedoCapture() }
                 let transaction = ShardTransaction(
-                    connection: StoreConnection(db: db, cache: writerStatements.value), now: now, shard: shard,
+                    connection: StoreConnection(db: db, cache: writerStatements.value, capture: capture), now: now, shard: shard,
                     sequences: sequences, metrics: metrics, logger: logger, signals: signals)
                 opened = transaction
                 let value = try body(transaction)
                 try transaction.finish()
                 var change: ShardLogChange?
-                if let log, let session {
-                    let patchset = try session.patchset()
-                    // A transaction that changed no row (a claim that found nothing) takes no seq.
-                    if !patchset.isEmpty {
-                        let seq = log.lastSeq + 1
-                        try transaction.run("UPDATE shard_log_state SET lastSeq = ?, writerEpoch = ? WHERE id = 1",
-                                            seq, log.epoch)
-                        change = ShardLogChange(epoch: log.epoch, seq: seq, patchset: patchset)
-                    }
+                // A transaction that changed no row (a claim that found nothing) takes no seq.
+                if let log, let capture, !capture.isEmpty {
+                    let seq = log.lastSeq + 1
+                    // Not captured: where this copy stands is its own (`shard_log_state` is never logged).
+                    try StoreConnection(db: db, cache: writerStatements.value)
+                        .run("UPDATE shard_log_state SET lastSeq = ?, writerEpoch = ? WHERE id = 1", seq, log.epoch)
+                    change = ShardLogChange(epoch: log.epoch, seq: seq, redo: capture.bytes)
                 }
                 // Once committed, still on the writer's queue: the log sink gets changes in commit order.
                 let committed = (sequences: transaction.sequences, consumed: transaction.effects.consumed,
@@ -182,7 +180,7 @@ final class ShardStore: Sendable {
             return state.log?.sink
         }
         if let change, let sink {
-            metrics.logBytes.increment(by: change.patchset.count)
+            metrics.logBytes.increment(by: change.redo.count)
             sink.append(change)
         }
     }
@@ -218,26 +216,29 @@ final class ShardStore: Sendable {
         }
     }
 
-    /// Applies changes read from the log (restoring), in one transaction, uncaptured. Returns the rows
-    /// that conflicted (see `ChangeSession.apply`).
-    func applyLogChanges(_ changes: [ShardLogChange]) throws -> Int {
-        guard !changes.isEmpty else { return 0 }
+    /// Replays changes read from the log (restoring), in one transaction, uncaptured. Throws
+    /// `ShardError.logDoesNotReplay` when a statement fails: this copy's rows are not the writer's.
+    func applyLogChanges(_ changes: [ShardLogChange]) throws {
+        guard !changes.isEmpty else { return }
         guard !isClosed else { throw ShardError.closed(shard: shard) }
-        let conflicts = try writer.write { db in
-            var conflicts = 0
-            for change in changes { conflicts += try ChangeSession.apply(change.patchset, to: db.sqliteConnection!) }
-            if let last = changes.last {
-                try StoreConnection(db: db, cache: writerStatements.value)
-                    .run("UPDATE shard_log_state SET lastSeq = ? WHERE id = 1", last.seq)
+        do {
+            try writer.write { db in
+                for change in changes {
+                    try RedoReplay.apply(change.redo, seq: change.seq, on: db, cache: writerStatements.value)
+                }
+                if let last = changes.last {
+                    try StoreConnection(db: db, cache: writerStatements.value)
+                        .run("UPDATE shard_log_state SET lastSeq = ? WHERE id = 1", last.seq)
+                }
             }
-            return conflicts
+        } catch let error as RedoReplayError {
+            throw ShardError.logDoesNotReplay(shard: shard, reason: error.description)
         }
         // What was applied may include sequences (shard_meta).
         let sequences = try read { db in
             try db.row("SELECT completionSeq, replaySeq FROM shard_meta WHERE id = 1") { ShardSequences(completion: $0[0], replay: $0[1]) }
         }
         if let sequences { state.withLock { $0.sequences = sequences } }
-        return conflicts
     }
 
     /// From now on every transaction goes to the log as `writing.epoch`'s, after `lastSeq`; outbox

@@ -12,6 +12,7 @@ import GRDBSQLite
 /// Used only on its connection's queue (the store's queue serializes every use).
 final class StatementCache {
     private var statements: [UnsafeRawPointer: Statement] = [:]
+    private var replayed: [String: Statement] = [:]
     /// Statements run since the store opened (a benchmark figure: statements per step).
     private(set) var executed = 0
 
@@ -29,15 +30,47 @@ final class StatementCache {
         return statement.sqliteStatement
     }
 
+    /// Statements replayed from the shard log (`RedoReplay`), by their text: data, so checked first.
+    /// Only a single insert, update or delete is run.
+    func replayStatement(_ text: String, in db: Database, seq: Int64) throws -> OpaquePointer {
+        if let cached = replayed[text] { return cached.sqliteStatement }
+        let keyword = text.drop(while: \.isWhitespace).prefix(7).uppercased()
+        guard ["INSERT", "UPDATE", "DELETE", "REPLACE"].contains(where: { keyword.hasPrefix($0) }) else {
+            throw RedoReplayError(description: "transaction \(seq) holds a statement that is not an insert, update or delete: \(text.prefix(200))")
+        }
+        let statement: Statement
+        do {
+            // GRDB refuses text with more than one statement.
+            statement = try db.makeStatement(sql: text)
+        } catch {
+            throw RedoReplayError(description: "transaction \(seq): \(error)")
+        }
+        replayed[text] = statement
+        return statement.sqliteStatement
+    }
+
     /// Drops every statement (before the connection closes).
-    func removeAll() { statements.removeAll() }
+    func removeAll() {
+        statements.removeAll()
+        replayed.removeAll()
+    }
 }
 
 /// A connection with its statement cache: the only way engine code runs SQL. Every statement is a
 /// `StaticString` literal, so values can only be bound (`?`), never interpolated into the text.
+///
+/// With a `capture` (a transaction of a shard that writes its log), every insert, update or delete that
+/// changed a row is recorded with its values as it completes (`RedoCapture`).
 struct StoreConnection {
     let db: Database
     let cache: StatementCache
+    let capture: RedoCapture?
+
+    init(db: Database, cache: StatementCache, capture: RedoCapture? = nil) {
+        self.db = db
+        self.cache = cache
+        self.capture = capture
+    }
 
     /// Rows changed by the last insert, update or delete.
     var changes: Int { db.changesCount }
@@ -48,9 +81,19 @@ struct StoreConnection {
         defer { finish(statement) }
         while true {
             let code = sqlite3_step(statement)
-            if code == SQLITE_DONE { return }
+            if code == SQLITE_DONE {
+                captureWrite(statement, sql, repeat each values)
+                return
+            }
             if code != SQLITE_ROW { throw failure(code, sql) }
         }
+    }
+
+    /// Records a completed statement that changed rows (reads and no-op writes change nothing).
+    private func captureWrite<each Value: StoreBindable>(_ statement: OpaquePointer, _ sql: StaticString,
+                                                        _ values: repeat each Value) {
+        guard let capture, sqlite3_stmt_readonly(statement) == 0, sqlite3_changes(db.sqliteConnection) > 0 else { return }
+        capture.record(sql, repeat each values)
     }
 
     /// Maps every row the query returns.
@@ -61,7 +104,10 @@ struct StoreConnection {
         var results: [T] = []
         while true {
             let code = sqlite3_step(statement)
-            if code == SQLITE_DONE { return results }
+            if code == SQLITE_DONE {
+                captureWrite(statement, sql, repeat each values)
+                return results
+            }
             guard code == SQLITE_ROW else { throw failure(code, sql) }
             results.append(try transform(StoreRow(statement: statement)))
         }
@@ -73,8 +119,13 @@ struct StoreConnection {
         let statement = try prepared(sql, repeat each values)
         defer { finish(statement) }
         let code = sqlite3_step(statement)
-        if code == SQLITE_DONE { return nil }
+        if code == SQLITE_DONE {
+            captureWrite(statement, sql, repeat each values)
+            return nil
+        }
         guard code == SQLITE_ROW else { throw failure(code, sql) }
+        // Only reads return rows here (no statement of the store uses RETURNING).
+        precondition(capture == nil || sqlite3_stmt_readonly(statement) != 0, "a write that returns rows is not captured")
         return try transform(StoreRow(statement: statement))
     }
 
@@ -136,6 +187,8 @@ struct StoreRow {
 /// A Swift value bound to a statement parameter.
 protocol StoreBindable {
     func bind(to statement: OpaquePointer, at index: Int32) -> Int32
+    /// Appends the value as `RedoCapture` encodes it.
+    func appendRedo(to bytes: inout [UInt8])
 }
 
 /// A Swift value read from a column. NULL reads as 0, "" or empty unless the type is Optional.
@@ -148,21 +201,32 @@ private var transient: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_d
 
 extension Int: StoreBindable, StoreColumnValue {
     func bind(to statement: OpaquePointer, at index: Int32) -> Int32 { sqlite3_bind_int64(statement, index, Int64(self)) }
+    func appendRedo(to bytes: inout [UInt8]) { Int64(self).appendRedo(to: &bytes) }
     init(statement: OpaquePointer, column: Int32) { self = Int(sqlite3_column_int64(statement, column)) }
 }
 
 extension Int64: StoreBindable, StoreColumnValue {
     func bind(to statement: OpaquePointer, at index: Int32) -> Int32 { sqlite3_bind_int64(statement, index, self) }
+    func appendRedo(to bytes: inout [UInt8]) {
+        bytes.append(1)
+        bytes.appendVarint(UInt64(bitPattern: (self << 1) ^ (self >> 63)))
+    }
     init(statement: OpaquePointer, column: Int32) { self = sqlite3_column_int64(statement, column) }
 }
 
 extension Double: StoreBindable, StoreColumnValue {
     func bind(to statement: OpaquePointer, at index: Int32) -> Int32 { sqlite3_bind_double(statement, index, self) }
+    func appendRedo(to bytes: inout [UInt8]) {
+        bytes.append(2)
+        let pattern = bitPattern
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: pattern >> UInt64(shift))) }
+    }
     init(statement: OpaquePointer, column: Int32) { self = sqlite3_column_double(statement, column) }
 }
 
 extension Bool: StoreBindable, StoreColumnValue {
     func bind(to statement: OpaquePointer, at index: Int32) -> Int32 { sqlite3_bind_int64(statement, index, self ? 1 : 0) }
+    func appendRedo(to bytes: inout [UInt8]) { Int64(self ? 1 : 0).appendRedo(to: &bytes) }
     init(statement: OpaquePointer, column: Int32) { self = sqlite3_column_int64(statement, column) != 0 }
 }
 
@@ -176,6 +240,11 @@ extension String: StoreBindable, StoreColumnValue {
                 sqlite3_bind_text(statement, index, pointer, Int32(bytes.count), transient)
             }
         }
+    }
+
+    func appendRedo(to bytes: inout [UInt8]) {
+        var text = self
+        text.withUTF8 { bytes.appendRedoText(tag: 3, UnsafeRawBufferPointer($0)) }
     }
 
     init(statement: OpaquePointer, column: Int32) {
@@ -193,6 +262,10 @@ extension [UInt8]: StoreBindable, StoreColumnValue {
         }
     }
 
+    func appendRedo(to bytes: inout [UInt8]) {
+        withUnsafeBytes { bytes.appendRedoText(tag: 4, $0) }
+    }
+
     init(statement: OpaquePointer, column: Int32) {
         let count = Int(sqlite3_column_bytes(statement, column))
         guard count > 0, let blob = sqlite3_column_blob(statement, column) else { self = []; return }
@@ -204,6 +277,11 @@ extension Optional: StoreBindable where Wrapped: StoreBindable {
     func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
         guard let value = self else { return sqlite3_bind_null(statement, index) }
         return value.bind(to: statement, at: index)
+    }
+
+    func appendRedo(to bytes: inout [UInt8]) {
+        guard let value = self else { return bytes.append(0) }
+        value.appendRedo(to: &bytes)
     }
 }
 

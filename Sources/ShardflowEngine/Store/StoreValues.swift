@@ -10,6 +10,7 @@ protocol StoreEnum: RawRepresentable, StoreBindable where RawValue == String {
 
 extension StoreEnum {
     func bind(to statement: OpaquePointer, at index: Int32) -> Int32 { rawValue.bind(to: statement, at: index) }
+    func appendRedo(to bytes: inout [UInt8]) { rawValue.appendRedo(to: &bytes) }
 }
 
 /// A stored value the engine does not know.

@@ -22,8 +22,6 @@ struct EngineMetrics: Sendable {
     let oversizedOutputs: Counter
     /// Patchset bytes handed to the shard log (the log's own cost per step).
     let logBytes: Counter
-    /// Rows that conflicted while restoring from the log (none when the log is the store's history).
-    let restoreConflicts: Counter
     let stepDuration: Metrics.Timer
     let workflowDuration: Metrics.Timer
     let replayDuration: Metrics.Timer
@@ -48,7 +46,6 @@ struct EngineMetrics: Sendable {
         outboxUndecodable = Counter(label: "shardflow_outbox_undecodable_rows_total", dimensions: [shardDimension])
         oversizedOutputs = Counter(label: "shardflow_oversized_outputs_total", dimensions: [shardDimension])
         logBytes = Counter(label: "shardflow_shard_log_written_bytes_total", dimensions: [shardDimension])
-        restoreConflicts = Counter(label: "shardflow_restore_conflicts_total", dimensions: [shardDimension])
         stepDuration = Metrics.Timer(label: "shardflow_step_duration_seconds", dimensions: [shardDimension])
         workflowDuration = Metrics.Timer(label: "shardflow_workflow_duration_seconds", dimensions: [shardDimension])
         replayDuration = Metrics.Timer(label: "shardflow_replay_duration_seconds", dimensions: [shardDimension])

@@ -83,6 +83,9 @@ struct ShardLogFollower: Sendable {
         }
         guard case .restored(let epoch) = outcome else {
             await client.stopReading(shard: shard)
+            if case .diverged(let reason) = outcome {
+                throw ShardError.io("shard \(shard): its log does not restore even on an empty store: \(reason)")
+            }
             throw ShardError.io("shard \(shard): its log ended before this worker's claim was read back (\(outcome))")
         }
         try restore.finish(at: reader.checkpoint)
@@ -145,7 +148,12 @@ struct ShardLogFollower: Sendable {
             break
         }
         if case .diverged = outcome { return (outcome, []) }
-        try restore.apply(changes)
+        do {
+            try restore.apply(changes)
+        } catch ShardError.logDoesNotReplay(_, let reason) {
+            // Nothing of the batch was applied; the store did not hold what the log's writer had.
+            return (.diverged(reason), [])
+        }
         if end > 0 { progress(batch[end - 1].offset, claimOffset) }
         return (outcome, Array(batch[end...]))
     }
