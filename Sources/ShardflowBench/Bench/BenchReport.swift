@@ -61,7 +61,8 @@ public struct BenchExactIdeal: Codable, Sendable, Equatable {
         "FIFO list schedule of this run's own mock draws (per workflow, step, attempt and HTTP try) on the same "
         + "shards and slots: a workflow's next step is ready when its previous one ends; a free slot takes the "
         + "ready step of the earliest-created workflow of its shard; injected errors' retries count their draws, "
-        + "not their backoff waits; nothing else takes time"
+        + "not their backoff waits; with the mock's request limit, a step also takes a token of its bucket "
+        + "(one second's requests), earliest-created first across shards; nothing else takes time"
 
     public var makespanMs: Double
     public var p50Ms: Double

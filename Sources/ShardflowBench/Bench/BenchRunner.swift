@@ -208,10 +208,10 @@ public struct BenchRunner: Sendable {
             runStartedAt: runStartedAt, runEndedAt: runEndedAt, submitted: starts.count, stuck: stuck,
             workerPeakRSSBytes: peakRSS)
         var ideal: [Int: Double]?
-        // A rate-limited run has another floor (requests / limit): the schedule below knows no limit.
-        if let draws, workflow == "llm-chain", options.rateLimitRPM == 0 {
+        if let draws, workflow == "llm-chain" {
             ideal = Self.idealCompletionMs(starts: starts, steps: options.steps, shards: options.shards,
-                                           slotsPerShard: options.maxConcurrency, draws: draws)
+                                           slotsPerShard: options.maxConcurrency, requestsPerMinute: options.rateLimitRPM,
+                                           draws: draws)
         }
         var report = try BenchReport(records: records, metadata: metadata, idealCompletionMs: ideal)
         report.cpu = BenchCPU(workerSeconds: workerCPU, mockSeconds: mockCPU, steps: report.throughput.steps)
@@ -223,9 +223,9 @@ public struct BenchRunner: Sendable {
 
     /// The exact ideal of an `llm-chain` run: each workflow's steps take what the mock drew for them (the
     /// HTTP tries of injected errors included, up to the client's and the step's retries), scheduled FIFO
-    /// per shard on the same slots.
+    /// per shard on the same slots; behind the mock's request limit when it has one.
     static func idealCompletionMs(starts: [StartMessage], steps: Int, shards: Int, slotsPerShard: Int,
-                                  draws: MockLLMDraws) -> [Int: Double] {
+                                  requestsPerMinute: Int, draws: MockLLMDraws) -> [Int: Double] {
         let tries = AnthropicClientConfiguration().maxRetries + 1
         let attempts = StockWorkflows.llmStepRetry.maxAttempts
         let workflows = starts.enumerated().map { index, start in
@@ -243,7 +243,8 @@ public struct BenchRunner: Sendable {
             return IdealSchedule.Workflow(index: index, shard: ShardRouting.partition(ofWorkflowId: start.workflowId, partitionCount: shards),
                                           stepSeconds: steps == 0 ? [] : stepSeconds)
         }
-        return IdealSchedule.completionSeconds(workflows, slotsPerShard: slotsPerShard).mapValues { $0 * 1000 }
+        return IdealSchedule.completionSeconds(workflows, slotsPerShard: slotsPerShard,
+                                               requestsPerMinute: requestsPerMinute).mapValues { $0 * 1000 }
     }
 
     private func collect(reader: TopicReader, index: [String: Int], total: Int,

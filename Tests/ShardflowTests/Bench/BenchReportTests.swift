@@ -226,6 +226,33 @@ struct BenchReportTests {
         #expect(queued == [0: 1, 1: 5, 2: 2])
     }
 
+    @Test("behind a request limit the ideal starts steps at the bucket's rate, earliest-created first across shards")
+    func idealScheduleBehindARequestLimit() {
+        func near(_ got: [Int: Double], _ want: [Int: Double]) -> Bool {
+            got.keys.sorted() == want.keys.sorted() && want.allSatisfy { abs((got[$0.key] ?? -1) - $0.value) < 1e-6 }
+        }
+        // 60 per minute: a bucket of one, refilled each second. Three shards, slots to spare: starts at 0, 1, 2.
+        let paced = IdealSchedule.completionSeconds([
+            .init(index: 0, shard: 0, stepSeconds: [0.5]), .init(index: 1, shard: 1, stepSeconds: [0.5]),
+            .init(index: 2, shard: 2, stepSeconds: [0.5]),
+        ], slotsPerShard: 50, requestsPerMinute: 60)
+        #expect(near(paced, [0: 0.5, 1: 1.5, 2: 2.5]))
+        // 120 per minute: two at once, then one every half second.
+        let burst = IdealSchedule.completionSeconds((0..<4).map { .init(index: $0, shard: $0, stepSeconds: [0.1]) },
+                                                    slotsPerShard: 50, requestsPerMinute: 120)
+        #expect(near(burst, [0: 0.1, 1: 0.1, 2: 0.6, 3: 1.1]))
+        // A token is not spent on a step whose shard has no free slot: w1 waits for w0's slot, w2 goes first.
+        let slots = IdealSchedule.completionSeconds([
+            .init(index: 0, shard: 0, stepSeconds: [2]), .init(index: 1, shard: 0, stepSeconds: [1]),
+            .init(index: 2, shard: 1, stepSeconds: [1]),
+        ], slotsPerShard: 1, requestsPerMinute: 60)
+        #expect(near(slots, [0: 2, 1: 3, 2: 2]))
+        // A limit far above what the slots allow changes nothing.
+        let workflows: [IdealSchedule.Workflow] = (0..<40).map { .init(index: $0, shard: $0 % 3, stepSeconds: [1, 0.5, Double($0 % 7)]) }
+        #expect(near(IdealSchedule.completionSeconds(workflows, slotsPerShard: 4, requestsPerMinute: 600_000),
+                     IdealSchedule.completionSeconds(workflows, slotsPerShard: 4)))
+    }
+
     @Test("the mock's draws for an identified call depend only on (seed, workflow, step, attempt, try)")
     func drawsAreAFunctionOfTheCall() {
         let draws = MockLLMDraws(seed: 42, latency: LognormalLatency(median: 4, p99: 15), errorRate: 0.1)
