@@ -244,6 +244,10 @@ struct MemoryLog {
             ("UNIQUE constraint failed", redo("INSERT INTO shard_meta (id, shard) VALUES (1, 0)")),
             ("truncated", Array(redo("DELETE FROM journal").dropLast(3))),
             ("values for the 1 parameters", redo("DELETE FROM journal WHERE workflowId = ?")),
+            // Lengths and references beyond any record (they must not trap on the way to an Int).
+            ("truncated", [0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
+            ("before its text", [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0]),
+            ("truncated", redo("DELETE FROM journal WHERE workflowId = ?").dropLast() + [1, 3, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
         ]
         for (reason, bytes) in refused {
             #expect {

@@ -63,14 +63,15 @@ enum RedoReplay {
             let statement: OpaquePointer
             let text: String
             if reference == 0 {
-                let length = try reader.varint()
-                text = String(decoding: try reader.bytes(Int(length)), as: UTF8.self)
+                text = String(decoding: try reader.bytes(try reader.varint()), as: UTF8.self)
                 statement = try cache.replayStatement(text, in: db, seq: seq)
                 statements.append(statement)
                 texts.append(text)
             } else {
+                guard reference <= UInt64(statements.count) else {
+                    throw RedoReplayError(description: "transaction \(seq): statement \(reference) before its text")
+                }
                 let index = Int(reference - 1)
-                guard index < statements.count else { throw RedoReplayError(description: "transaction \(seq): statement \(reference) before its text") }
                 statement = statements[index]
                 text = texts[index]
             }
@@ -128,10 +129,12 @@ private struct RedoByteReader {
         }
     }
 
-    mutating func bytes(_ count: Int) throws -> ArraySlice<UInt8> {
-        guard count >= 0, count <= bytes.count - position else { throw RedoReplayError(description: "redo record truncated") }
-        defer { position += count }
-        return bytes[position..<(position + count)]
+    /// The next `count` bytes (a length read from the record: any value, so compared before it is an Int).
+    mutating func bytes(_ count: UInt64) throws -> ArraySlice<UInt8> {
+        guard count <= UInt64(bytes.count - position) else { throw RedoReplayError(description: "redo record truncated") }
+        let end = position + Int(count)
+        defer { position = end }
+        return bytes[position..<end]
     }
 
     /// Reads one value and binds it.
@@ -147,7 +150,7 @@ private struct RedoByteReader {
             for byte in try bytes(8) { pattern = pattern << 8 | UInt64(byte) }
             return sqlite3_bind_double(statement, index, Double(bitPattern: pattern))
         case 3:
-            let slice = try bytes(Int(try varint()))
+            let slice = try bytes(try varint())
             // An empty text still needs an address: SQLite binds a NULL pointer as NULL.
             if slice.isEmpty { return sqlite3_bind_text(statement, index, "", 0, transient) }
             return slice.withUnsafeBytes { raw in
@@ -155,7 +158,7 @@ private struct RedoByteReader {
                                   Int32(raw.count), transient)
             }
         case 4:
-            let slice = try bytes(Int(try varint()))
+            let slice = try bytes(try varint())
             if slice.isEmpty { return sqlite3_bind_zeroblob(statement, index, 0) }
             return slice.withUnsafeBytes { raw in
                 sqlite3_bind_blob(statement, index, raw.baseAddress, Int32(raw.count), transient)
