@@ -20,7 +20,8 @@ final class ConsumerCore: Sendable {
     private let stopPolling = OnceFlag()
     private let pollThread: DedicatedThread
 
-    init(configuration: KafkaConfiguration, extraDefaults: [String: String], logger: Logger, bufferCapacity: Int, maxBatch: Int, revokeTimeout: Duration) throws {
+    init(configuration: KafkaConfiguration, extraDefaults: [String: String], logger: Logger, bufferCapacity: Int, maxBatch: Int, revokeTimeout: Duration,
+         pausesAssignedPartitions: Bool = false) throws {
         let buffer = EventBuffer(capacity: bufferCapacity)
         self.buffer = buffer
         let relay = RebalanceRelay()
@@ -34,7 +35,8 @@ final class ConsumerCore: Sendable {
         for (key, value) in extraDefaults { defaults[key] = value }
         let client = try NativeClient(type: RD_KAFKA_CONSUMER, configuration: configuration, defaults: defaults, callbacks: callbacks)
         self.client = client
-        let loop = ConsumerPollLoop(client: client, buffer: buffer, logger: logger, maxBatch: max(1, maxBatch), revokeTimeout: revokeTimeout)
+        let loop = ConsumerPollLoop(client: client, buffer: buffer, logger: logger, maxBatch: max(1, maxBatch), revokeTimeout: revokeTimeout,
+                                    pausesAssignedPartitions: pausesAssignedPartitions)
         self.loop = loop
         relay.loop = loop
         executor = BlockingExecutor(name: "kafka-cons-io", refusal: KafkaError.closed)
@@ -62,7 +64,7 @@ final class ConsumerCore: Sendable {
     func committed(_ partitions: [TopicPartition], timeout: Duration) async throws -> [TopicPartitionOffset] {
         let client = client
         let ms = timeout.int32Milliseconds
-        return try await executor.run {
+        return try await executor.runUnlessCancelled {
             guard !client.isDestroyed else { throw KafkaError.closed }
             let list = PartitionList.make(partitions)
             defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -75,7 +77,7 @@ final class ConsumerCore: Sendable {
     func seek(_ offsets: [TopicPartitionOffset], timeout: Duration) async throws {
         let client = client
         let ms = timeout.int32Milliseconds
-        try await executor.run {
+        try await executor.runUnlessCancelled {
             guard !client.isDestroyed else { throw KafkaError.closed }
             let list = PartitionList.make(offsets)
             defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -159,15 +161,18 @@ final class ConsumerPollLoop: @unchecked Sendable {
     let logger: Logger
     let maxBatch: Int
     let revokeTimeout: Duration
+    let pausesAssignedPartitions: Bool
     let closing = OnceFlag()
     private var pending: [KafkaMessage] = []
 
-    init(client: NativeClient, buffer: EventBuffer, logger: Logger, maxBatch: Int, revokeTimeout: Duration) {
+    init(client: NativeClient, buffer: EventBuffer, logger: Logger, maxBatch: Int, revokeTimeout: Duration,
+         pausesAssignedPartitions: Bool) {
         self.client = client
         self.buffer = buffer
         self.logger = logger
         self.maxBatch = maxBatch
         self.revokeTimeout = revokeTimeout
+        self.pausesAssignedPartitions = pausesAssignedPartitions
     }
 
     /// Leaves the group; the rebalance callback runs here one last time, without waiting. Messages
@@ -228,6 +233,12 @@ final class ConsumerPollLoop: @unchecked Sendable {
                 if let failure = rd_kafka_incremental_assign(rk, list) { report(KafkaError(consuming: failure)) }
             } else {
                 let code = rd_kafka_assign(rk, list)
+                if code != RD_KAFKA_RESP_ERR_NO_ERROR { report(KafkaError(code)) }
+            }
+            if pausesAssignedPartitions {
+                // Here, on the thread that polls, before the next poll: pausing bumps the partitions' fetch
+                // version, so nothing fetched for them before it reaches the application either.
+                let code = rd_kafka_pause_partitions(rk, list)
                 if code != RD_KAFKA_RESP_ERR_NO_ERROR { report(KafkaError(code)) }
             }
             logger.debug("partitions assigned", metadata: ["count": "\(partitions.count)"])

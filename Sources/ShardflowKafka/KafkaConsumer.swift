@@ -11,11 +11,18 @@ public struct KafkaConsumerOptions: Sendable {
     public var maxBatch: Int = 500
     /// How long a revocation waits for the application to ask for the next event.
     public var revokeTimeout: Duration = .seconds(30)
+    /// Group consumers only: partitions arrive paused (`.assigned`), paused on the poll thread before any
+    /// of their messages can be read, so an application that must first position a partition (restore
+    /// state, then `seek`) can go on handling events meanwhile, revokes included, and `resume` it once
+    /// ready. Nothing of such a partition is read before the resume.
+    public var startsAssignedPartitionsPaused: Bool = false
 
-    public init(bufferCapacity: Int = 64, maxBatch: Int = 500, revokeTimeout: Duration = .seconds(30)) {
+    public init(bufferCapacity: Int = 64, maxBatch: Int = 500, revokeTimeout: Duration = .seconds(30),
+                startsAssignedPartitionsPaused: Bool = false) {
         self.bufferCapacity = bufferCapacity
         self.maxBatch = maxBatch
         self.revokeTimeout = revokeTimeout
+        self.startsAssignedPartitionsPaused = startsAssignedPartitionsPaused
     }
 }
 
@@ -35,7 +42,8 @@ public final class KafkaConsumer: Sendable, Service {
         self.groupID = groupID
         core = try ConsumerCore(
             configuration: configuration, extraDefaults: ["group.id": groupID], logger: logger,
-            bufferCapacity: options.bufferCapacity, maxBatch: options.maxBatch, revokeTimeout: options.revokeTimeout)
+            bufferCapacity: options.bufferCapacity, maxBatch: options.maxBatch, revokeTimeout: options.revokeTimeout,
+            pausesAssignedPartitions: options.startsAssignedPartitionsPaused)
     }
 
     /// Joins the group for these topics (replacing an earlier subscription).
@@ -64,7 +72,8 @@ public final class KafkaConsumer: Sendable, Service {
         try await core.commit(offsets)
     }
 
-    /// The group's committed offsets of these partitions (negative when none).
+    /// The group's committed offsets of these partitions (negative when none). A cancelled caller stops
+    /// waiting at once (the broker may hold the answer back until a rebalance completes).
     public func committed(_ partitions: [TopicPartition], timeout: Duration = .seconds(10)) async throws -> [TopicPartitionOffset] {
         try await core.committed(partitions, timeout: timeout)
     }
@@ -79,7 +88,8 @@ public final class KafkaConsumer: Sendable, Service {
         return code == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
     }
 
-    /// Moves the read position of an assigned partition.
+    /// Moves the read position of an assigned partition (a paused one too: it is read from there once
+    /// resumed). A cancelled caller stops waiting at once, and a seek not yet begun is not made.
     public func seek(topic: String, partition: Int32, offset: Int64, timeout: Duration = .seconds(10)) async throws {
         try await core.seek([TopicPartitionOffset(topic: topic, partition: partition, offset: offset)], timeout: timeout)
     }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Runs blocking calls (librdkafka's commit, metadata, admin requests and close; the local object store's
 /// HTTP probes) one after another on a dedicated thread and hands the results back to async callers, so
 /// they never block the cooperative pool and never depend on a poll thread that may itself be waiting on
@@ -29,6 +31,26 @@ public final class BlockingExecutor: Sendable {
         }
     }
 
+    /// Like `run`, for a call whose result is of no use to a caller that gave up (a seek, an offset lookup):
+    /// a cancelled caller stops waiting at once and gets `CancellationError`; a job not yet begun is then
+    /// skipped, and one already running finishes on the thread with its result dropped. So a caller is
+    /// never held by a call that waits on something the caller's own cancellation would let finish.
+    public func runUnlessCancelled<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let handoff = AbandonableJob<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+                guard handoff.install(continuation) else { return }
+                let accepted = queue.put(lock: lock) {
+                    guard handoff.begin() else { return }
+                    handoff.finish(Result { try body() })
+                }
+                if !accepted { handoff.finish(.failure(refusal)) }
+            }
+        } onCancel: {
+            handoff.cancel()
+        }
+    }
+
     /// Lets queued jobs finish, then ends the thread.
     public func shutdown() {
         queue.stop(lock: lock)
@@ -40,6 +62,43 @@ public final class BlockingExecutor: Sendable {
 public struct BlockingExecutorShutDown: Error, CustomStringConvertible, Sendable {
     public init() {}
     public var description: String { "the blocking executor is shut down" }
+}
+
+/// One `runUnlessCancelled` call: its continuation is resumed exactly once, by the job's result or by the
+/// caller's cancellation, whichever comes first.
+private final class AbandonableJob<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, Error>?
+        var cancelled = false
+    }
+    private let state = Mutex(State())
+
+    /// False when the caller was cancelled before the job was queued (the continuation is resumed here).
+    func install(_ continuation: CheckedContinuation<T, Error>) -> Bool {
+        let cancelled = state.withLock { state in
+            if !state.cancelled { state.continuation = continuation }
+            return state.cancelled
+        }
+        if cancelled { continuation.resume(throwing: CancellationError()) }
+        return !cancelled
+    }
+
+    /// False when the caller gave up before the job began: skip it.
+    func begin() -> Bool {
+        state.withLock { !$0.cancelled }
+    }
+
+    func finish(_ result: Result<T, Error>) {
+        state.withLock { $0.continuation.take() }?.resume(with: result)
+    }
+
+    func cancel() {
+        let continuation = state.withLock { state in
+            state.cancelled = true
+            return state.continuation.take()
+        }
+        continuation?.resume(throwing: CancellationError())
+    }
 }
 
 /// The job list of a `BlockingExecutor`.

@@ -83,4 +83,41 @@ import Testing
         await producer.close()
         await broker.stop()
     }
+
+    @Test func partitionsAssignedPausedReadNothingUntilResumedThenReadFromTheSeekOffset() async throws {
+        let broker = try await LocalBroker.started()
+        let configuration = broker.configuration
+        try await KafkaAdmin(configuration: configuration).createTopics([NewTopic(name: "group.paused", partitions: 2)])
+        let producer = try KafkaProducer(configuration: configuration)
+        for partition in 0..<2 {
+            let results = await producer.sendAll((0..<50).map {
+                KafkaProducerMessage(topic: "group.paused", partition: Int32(partition), key: nil, value: "\(partition):\($0)")
+            })
+            for result in results { _ = try result.get() }
+        }
+        let log = ConsumptionLog()
+        let consumer = try KafkaConsumer(configuration: configuration, groupID: "paused",
+                                         options: KafkaConsumerOptions(startsAssignedPartitionsPaused: true))
+        try consumer.subscribe(topics: ["group.paused"])
+        let reader = Task { await consumeAndCommit(consumer, as: "c", into: log) }
+        await log.wait { ($0.assigned["c"]?.last?.count ?? 0) == 2 }
+        // Assigned but paused: nothing is read, however long the application takes to get ready.
+        try await Task.sleep(for: .seconds(3))
+        #expect(await log.allValues.isEmpty)
+
+        // Positioned, then resumed: partition 0 is read from offset 20 on, partition 1 still not at all.
+        try await consumer.seek(topic: "group.paused", partition: 0, offset: 20)
+        try consumer.resume([TopicPartition(topic: "group.paused", partition: 0)])
+        await log.wait { $0.allValues.count >= 30 }
+        try await Task.sleep(for: .seconds(1))
+        #expect(await log.allValues == (20..<50).map { "0:\($0)" })
+
+        try consumer.resume([TopicPartition(topic: "group.paused", partition: 1)])
+        await log.wait { $0.allValues.count >= 80 }
+        #expect(await log.values["c"]?.filter { $0.hasPrefix("1:") } == (0..<50).map { "1:\($0)" })
+        await consumer.close()
+        await reader.value
+        await producer.close()
+        await broker.stop()
+    }
 }

@@ -123,6 +123,56 @@ extension Integration {
             await cluster.stop()
         }
 
+        @Test("a store whose lock another owner holds delays neither the other shards nor a revoke")
+        func aLockedStoreDelaysNeitherOtherShardsNorARevoke() async throws {
+            let cluster = try await TestCluster.start(partitions: 4, name: "locked")
+            let completions = TopicCollector(reader: try await cluster.reader(cluster.topics.completions))
+            // Shard 2's store is held by another owner on this host (as a previous owner still settling would).
+            try FileManager.default.createDirectory(atPath: cluster.dataDirectory, withIntermediateDirectories: true)
+            let lock = open(cluster.dataDirectory + "/shard-002.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            #expect(lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0)
+            let a = try cluster.startWorker(name: "a")
+            let client = try cluster.client()
+            let starts = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(1)]), count: 200, idPrefix: "locked")
+            let onShard2 = Set(starts.map(\.workflowId).filter { ShardRouting.partition(ofWorkflowId: $0, partitionCount: 4) == 2 })
+            #expect(!onShard2.isEmpty && onShard2.count < 200)
+            try await client.startAll(starts)
+            #expect(await completions.waitForCompletions(Set(starts.map(\.workflowId)).subtracting(onShard2), timeout: .seconds(60)),
+                    "the other shards waited for the locked one")
+
+            // A second worker joins while the open of shard 2 still waits for the lock: the first worker
+            // must answer the revoke at once, not after the open (nor after the consumer's 30 s revoke timeout).
+            let joined = ContinuousClock.now
+            let b = try cluster.startWorker(name: "b", extra: ["--data-dir", cluster.directory.appendingPathComponent("b-data").path])
+            let logA = cluster.directory.appendingPathComponent("a.log").path
+            let logB = cluster.directory.appendingPathComponent("b.log").path
+            var assignedB: Set<Int> = []
+            while ContinuousClock.now - joined < .seconds(60) {
+                assignedB = Self.lastAssignment(in: (try? String(contentsOfFile: logB, encoding: .utf8)) ?? "")
+                if !assignedB.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let handover = ContinuousClock.now - joined
+            let textA = try String(contentsOfFile: logA, encoding: .utf8)
+            print("the second worker got shards \(assignedB.sorted()) \(handover) after it started")
+            #expect(!assignedB.isEmpty)
+            #expect(textA.contains("revoked shards"))
+            #expect(!textA.contains("handed over before the application acknowledged"), "the revoke waited for the open")
+            #expect(handover < .seconds(25), "the revoke took \(handover)")
+
+            // Once the lock is released, shard 2 runs wherever it went, and every workflow completes once.
+            close(lock)
+            #expect(await completions.waitForCompletions(Set(starts.map(\.workflowId)), timeout: .seconds(150)))
+            try await Task.sleep(for: .seconds(1))
+            let (byWorkflow, eventIds) = completions.completions()
+            #expect(byWorkflow.count == 200)
+            #expect(eventIds.values.allSatisfy { $0.count == 1 })
+            await b.terminate(timeout: .seconds(30))
+            await a.terminate(timeout: .seconds(30))
+            await completions.close()
+            await cluster.stop()
+        }
+
         /// The shards of the last "assigned shards [..]" line of a worker's log.
         static func lastAssignment(in log: String) -> Set<Int> {
             guard let line = log.split(separator: "\n").last(where: { $0.contains("assigned shards [") }),

@@ -7,11 +7,15 @@ import ShardflowEngine
 ///                             |  \--refuse--> refused --revoke--> (closed)
 ///                             |   \--openFailed--> (closed)
 ///                             \--revoke--> settling (the open is cancelled; a store that opened anyway is closed)
+///
+/// Opens run beside the worker's event loop (their partitions stay paused until positioned), so a revoke is
+/// handled at once: it cancels an open still running and waits only for it to give its store back.
 struct ShardOwnerships {
     enum State {
         /// Its store is being opened (the task may wait for the previous owner's lock).
         case opening(Task<Void, Never>?)
-        case running(Worker.OwnedShard)
+        /// Running; its open task may still be positioning the consumers (seek, resume, control assign).
+        case running(Worker.OwnedShard, opening: Task<Void, Never>?)
         /// Revoked: stopping, publishing what is left, closing.
         case settling
         /// Its store is not in this data directory (see `adoptMissingStores`); left alone until revoked.
@@ -43,7 +47,7 @@ struct ShardOwnerships {
 
     var running: [Int: Worker.OwnedShard] {
         states.compactMapValues { state in
-            if case .running(let owned) = state { return owned }
+            if case .running(let owned, _) = state { return owned }
             return nil
         }
     }
@@ -52,7 +56,7 @@ struct ShardOwnerships {
     var refused: Set<Int> { Set(states.compactMap { if case .refused = $0.value { return $0.key } else { return nil } }) }
 
     func runningShard(_ shard: Int) -> Worker.OwnedShard? {
-        if case .running(let owned) = states[shard] { return owned }
+        if case .running(let owned, _) = states[shard] { return owned }
         return nil
     }
 
@@ -79,8 +83,8 @@ struct ShardOwnerships {
     /// Its store opened; `owned` is what runs it.
     mutating func opened(_ shard: Int, _ owned: Worker.OwnedShard) throws -> OpenedAction {
         switch states[shard] {
-        case .opening:
-            states[shard] = .running(owned)
+        case .opening(let task):
+            states[shard] = .running(owned, opening: task)
             return .run
         case .settling:
             return .close
@@ -101,19 +105,28 @@ struct ShardOwnerships {
     }
 
     enum RevokeAction {
-        /// Settle the running shard.
-        case settle(Worker.OwnedShard)
+        /// Cancel what is left of its open and wait for it, then settle the running shard.
+        case settle(Worker.OwnedShard, opening: Task<Void, Never>?)
         /// Cancel the open and wait for it (it closes what it opened).
         case cancelOpening(Task<Void, Never>?)
         case none
+
+        /// The open task to cancel and wait for, if one may still run.
+        var openTask: Task<Void, Never>? {
+            switch self {
+            case .settle(_, let opening): return opening
+            case .cancelOpening(let task): return task
+            case .none: return nil
+            }
+        }
     }
 
     /// The group took the shard back.
     mutating func revoke(_ shard: Int) -> RevokeAction {
         switch states[shard] {
-        case .running(let owned):
+        case .running(let owned, let opening):
             states[shard] = .settling
-            return .settle(owned)
+            return .settle(owned, opening: opening)
         case .opening(let task):
             states[shard] = .settling
             return .cancelOpening(task)

@@ -65,7 +65,10 @@ public final class Worker: Service, Sendable {
         let topics = configuration.topics
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
         let admin = try KafkaAdmin(configuration: configuration.kafka, requestTimeout: .seconds(5), logger: logger)
-        let consumer = try KafkaConsumer(configuration: configuration.kafka, groupID: configuration.groupID, logger: logger)
+        // Assigned partitions arrive paused: each is resumed by its shard's open, once positioned at the
+        // store's offset, so the event loop never waits for an open (nor does a revoke behind it).
+        let consumer = try KafkaConsumer(configuration: configuration.kafka, groupID: configuration.groupID,
+                                         options: KafkaConsumerOptions(startsAssignedPartitionsPaused: true), logger: logger)
         let control = try KafkaPartitionConsumer(configuration: configuration.kafka, logger: logger)
         // The shard logs get a producer of their own: an owner's outputs wait for its records, so they
         // are not held up behind a large outbox batch, nor lingered over.
@@ -223,15 +226,14 @@ public final class Worker: Service, Sendable {
 
     // MARK: - rebalance
 
-    /// Opens the assigned shards concurrently, so one slow or locked store does not hold up the others,
-    /// and returns once all are running (or refused). The consumer's next events wait for that: a message
-    /// of a shard must not be applied before its consumer has been moved to the shard's stored offset,
-    /// since the store skips what lies below its next offset (see docs/operations.md on slow opens).
+    /// Starts opening the assigned shards, concurrently and beside the event loop, so one slow or locked
+    /// store holds up neither the other shards nor the next rebalance. The partitions arrive paused, so no
+    /// message of a shard is read before its open has moved the consumer to the shard's stored offset (the
+    /// store skips what lies below its next offset); the open resumes the partition after that.
     private func assign(_ partitions: [TopicPartition], consumer: KafkaConsumer, control: KafkaPartitionConsumer,
                         producer: KafkaProducer, log: ShardLogClient) async {
         let numbers = partitions.filter { $0.topic == configuration.topics.workflows }.map { Int($0.partition) }
         logger.info("assigned shards \(numbers.sorted())")
-        var opening: [Task<Void, Never>] = []
         for number in numbers {
             let accepted: Bool = state.withLock { state in
                 state.joinedGroup = true
@@ -246,15 +248,14 @@ public final class Worker: Service, Sendable {
             guard accepted else { continue }
             let task = Task { await self.openShard(number, consumer: consumer, control: control, producer: producer, log: log) }
             state.withLock { $0.ownership.opening(number, task: task) }
-            opening.append(task)
         }
         if numbers.isEmpty { state.withLock { $0.joinedGroup = true } }
-        for task in opening { await task.value }
     }
 
     /// Opens one assigned shard and runs it: restores its store from its log, starts its loops, publisher,
-    /// log appender and log follower, then points the consumers at its stored offsets (after it runs, so
-    /// nothing read from there on is dropped).
+    /// log appender and log follower, then points the consumers at its stored offsets and resumes its
+    /// partition (after it runs, so nothing read from there on is dropped). Cancelled by a revoke, it stops
+    /// where it is and gives back what it opened; its broker calls stop waiting at once.
     private func openShard(_ number: Int, consumer: KafkaConsumer, control: KafkaPartitionConsumer,
                            producer: KafkaProducer, log: ShardLogClient) async {
         let follower = ShardLogFollower(
@@ -305,6 +306,13 @@ public final class Worker: Service, Sendable {
             }
             return
         }
+        if Task.isCancelled {
+            // Revoked while it opened: nothing was started, so nothing needs settling.
+            await shard.close(drainTimeout: .zero)
+            appending.cancel()
+            await log.stopReading(shard: number)
+            return
+        }
         let publisher = OutboxPublisher(shard: shard, producer: producer, topics: configuration.topics, logger: logger)
         let action: ShardOwnerships.OpenedAction
         do {
@@ -335,8 +343,8 @@ public final class Worker: Service, Sendable {
         // monitoring only; starting from them could skip exactly that input.)
         let next = offsets.workflows
         // Retried a few times: a consumer that stays at the group's committed offset is still correct (the
-        // group commits only what the shard log confirmed, so the store has it and skips it), so this only
-        // spares re-reading.
+        // group commits only what the shard log confirmed, so the store has it and skips it, and the paused
+        // partition read nothing meanwhile), so this only spares re-reading.
         var pause = Duration.milliseconds(100)
         for _ in 0..<5 {
             do {
@@ -344,10 +352,21 @@ public final class Worker: Service, Sendable {
                                         offset: next ?? TopicPartitionOffset.beginning)
                 break
             } catch {
+                if Task.isCancelled { return }
                 logger.warning("shard \(number): seek to \(next ?? TopicPartitionOffset.beginning) failed, retrying in \(pause): \(error)")
                 try? await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(5))
             }
+        }
+        // Revoked meanwhile: the revoke settles the shard once this task ends; its partition is being taken.
+        if Task.isCancelled { return }
+        do {
+            try consumer.resume([TopicPartition(topic: configuration.topics.workflows, partition: Int32(number))])
+        } catch {
+            // Left paused, the shard would get no input: take the assignment again instead.
+            logger.error("shard \(number): cannot resume its partition (\(error)); rejoining the group")
+            do { try consumer.rejoin() } catch { logger.error("shard \(number): cannot rejoin the group: \(error)") }
+            return
         }
         do {
             try await control.assign([TopicPartitionOffset(topic: configuration.topics.control, partition: Int32(number),
@@ -448,12 +467,20 @@ public final class Worker: Service, Sendable {
     private func revoke(_ partitions: [TopicPartition], control: KafkaPartitionConsumer, log: ShardLogClient) async {
         let numbers = partitions.filter { $0.topic == configuration.topics.workflows }.map { Int($0.partition) }
         logger.info("revoked shards \(numbers.sorted())")
+        let actions = state.withLock { state in numbers.map { ($0, state.ownership.revoke($0)) } }
+        // Opens still under way stop first (at once: their broker calls stop waiting), so none assigns a
+        // control partition after it is unassigned here.
+        await withTaskGroup(of: Void.self) { group in
+            for case let task? in actions.map(\.1.openTask) {
+                task.cancel()
+                group.addTask { await task.value }
+            }
+        }
         do {
             try await control.unassign(numbers.map { TopicPartition(topic: configuration.topics.control, partition: Int32($0)) })
         } catch {
             logger.error("cannot unassign control partitions: \(error)")
         }
-        let actions = state.withLock { state in numbers.map { ($0, state.ownership.revoke($0)) } }
         await withTaskGroup(of: Void.self) { group in
             for (number, action) in actions {
                 group.addTask { await self.apply(action, to: number, log: log) }
@@ -461,11 +488,14 @@ public final class Worker: Service, Sendable {
         }
     }
 
-    /// Carries out a revoke: settles a running shard, or cancels an open and waits for it to give the
-    /// store back. The shard is closed afterwards.
+    /// Carries out a revoke: cancels what is left of the shard's open and waits for it (to give the store
+    /// back, or to finish positioning the consumers), then settles a running shard. The shard is closed
+    /// afterwards.
     private func apply(_ action: ShardOwnerships.RevokeAction, to number: Int, log: ShardLogClient) async {
         switch action {
-        case .settle(let owned):
+        case .settle(let owned, let opening):
+            opening?.cancel()
+            await opening?.value
             await settle(number, owned, log: log)
         case .cancelOpening(let task):
             task?.cancel()
