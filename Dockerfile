@@ -9,7 +9,7 @@ ARG SWIFT_VERSION=6.3
 FROM swift:${SWIFT_VERSION}-bookworm AS build
 RUN export DEBIAN_FRONTEND=noninteractive \
  && apt-get update -qq \
- && apt-get install -y -qq --no-install-recommends librdkafka-dev libsqlite3-dev pkg-config \
+ && apt-get install -y -qq --no-install-recommends librdkafka-dev libsqlite3-dev libjemalloc-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -52,7 +52,7 @@ RUN set -eu; \
 FROM debian:bookworm-slim AS runtime
 RUN export DEBIAN_FRONTEND=noninteractive \
  && apt-get update -qq \
- && apt-get install -y -qq --no-install-recommends libsqlite3-0 ca-certificates tzdata \
+ && apt-get install -y -qq --no-install-recommends libsqlite3-0 libjemalloc2 ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=rdkafka /out/librdkafka.so.1 /usr/local/lib/librdkafka.so.1
 COPY --from=build /out/shardflow /out/swift-backtrace-static /usr/local/bin/

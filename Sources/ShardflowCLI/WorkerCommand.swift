@@ -44,6 +44,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try logging.bootstrap(label: "shardflow.worker")
+        logger.info("memory allocator: \(MemoryAllocator.description)")
         let registry = MonitoringServer.bootstrapMetrics()
         let client = try llm.client(logger: logger)
         var workflows = WorkflowRegistry()
