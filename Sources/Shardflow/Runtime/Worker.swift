@@ -298,9 +298,7 @@ public final class Worker: Service, Sendable {
             // the shard log began, and its store is in another data directory. Starting empty would run its
             // workflows again, so the shard is left alone (and reported) until an operator decides.
             logger.critical("shard \(number): the group has consumed it up to offset \(committed) but its log holds none of that history and \(configuration.dataDirectory) has no store for it; not running it (run the shard once where its store is, so its log gets it, or pass --adopt-missing-stores to start it empty)")
-            await shard.close(drainTimeout: .zero)
-            appending.cancel()
-            await log.stopReading(shard: number)
+            await giveBack(shard, number, appending: appending, log: log)
             state.withLock { state in
                 do { try state.ownership.refuse(number) } catch { logger.info("\(error)") }
             }
@@ -308,9 +306,7 @@ public final class Worker: Service, Sendable {
         }
         if Task.isCancelled {
             // Revoked while it opened: nothing was started, so nothing needs settling.
-            await shard.close(drainTimeout: .zero)
-            appending.cancel()
-            await log.stopReading(shard: number)
+            await giveBack(shard, number, appending: appending, log: log)
             return
         }
         let publisher = OutboxPublisher(shard: shard, producer: producer, topics: configuration.topics, logger: logger)
@@ -332,9 +328,7 @@ public final class Worker: Service, Sendable {
             }
         } catch {
             logger.error("shard \(number): \(error)")
-            await shard.close(drainTimeout: .zero)
-            appending.cancel()
-            await log.stopReading(shard: number)
+            await giveBack(shard, number, appending: appending, log: log)
             state.withLock { $0.ownership.openFailed(number) }
             return
         }
@@ -374,6 +368,14 @@ public final class Worker: Service, Sendable {
         } catch {
             logger.error("shard \(number): cannot assign its control partition: \(error)")
         }
+    }
+
+    /// Gives back a shard whose open stops before it ran (refused, failing, or revoked meanwhile): closes
+    /// its store and stops its log appender and reader.
+    private func giveBack(_ shard: Shard, _ number: Int, appending: Task<Void, Never>, log: ShardLogClient) async {
+        await shard.close(drainTimeout: .zero)
+        appending.cancel()
+        await log.stopReading(shard: number)
     }
 
     /// The group's committed offset of a workflows partition, if any.
