@@ -192,16 +192,21 @@ final class ShardReplayer: Sendable {
             outcome = execution.resume(with: entries)
         } else {
             executions.count(hit: false)
-            // Results that arrived since the last replay are delivered in this generation's round.
-            try tx.run("UPDATE journal SET round = ? WHERE workflowId = ? AND round IS NULL AND status <> 'pending'",
-                       generation, workflowId)
             var journal: [JournalEntry] = []
             var rounds: [Int: [Int]] = [:]
             var hasPending = false
-            let entries = try tx.rows("""
-                SELECT seq, kind, name, status, output, error, attempts, round, completedAt
-                FROM journal WHERE workflowId = ? ORDER BY seq
-                """, workflowId, as: Self.journalEntry)
+            // Only a replay writes journal entries, and each starts a generation: the first one (a new
+            // workflow's) has no journal to read.
+            var entries: [JournalEntry] = []
+            if generation > 1 {
+                // Results that arrived since the last replay are delivered in this generation's round.
+                try tx.run("UPDATE journal SET round = ? WHERE workflowId = ? AND round IS NULL AND status <> 'pending'",
+                           generation, workflowId)
+                entries = try tx.rows("""
+                    SELECT seq, kind, name, status, output, error, attempts, round, completedAt
+                    FROM journal WHERE workflowId = ? ORDER BY seq
+                    """, workflowId, as: Self.journalEntry)
+            }
             for entry in entries {
                 journal.append(entry)
                 // A patch marker is no operation: it is not delivered in a round (see `JournalEntry`).

@@ -133,6 +133,8 @@ extension ShardTransaction {
         if let workflow = try loadWorkflow(workflowId), workflow.status != .running {
             return try result(AffectedCounts(), answer: answer)  // finished: nobody will ask for it
         }
+        // Raised before the row is written, so no completion can miss it (a rollback leaves it raised).
+        signals.storedEvents.raise()
         try run("INSERT INTO events (workflowId, name, value, receivedAt) VALUES (?, ?, ?, ?)",
                 workflowId, name, value.jsonString(), now)
         let delivered = try matchEvent(workflowId: workflowId, name: name)

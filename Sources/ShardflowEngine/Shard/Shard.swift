@@ -94,6 +94,8 @@ public final class Shard: Sendable {
                                metrics: metrics, signals: signals,
                                crashSites: CrashSites(file: crashFile, enabled: configuration.crashAttribution),
                                executorEpoch: meta.flatMap { $0.executorEnabled ? $0.epoch : nil })
+            // Most shards never store an event: completions then skip their look for leftover ones.
+            if try store.read({ try $0.int("SELECT 1 FROM events LIMIT 1") }) == nil { _ = signals.storedEvents.take() }
             let parked = try opened.transaction { tx in
                 // Steps claimed by an executor that died run again (at least once).
                 try tx.run("UPDATE journal SET taskState = 'queued', claimedEpoch = NULL WHERE taskState = 'running'")

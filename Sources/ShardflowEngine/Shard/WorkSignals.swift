@@ -22,6 +22,9 @@ final class WorkSignals: Sendable {
     let replay = Hint()
     /// Ready tasks may be waiting.
     let claim = Hint()
+    /// The events table may hold rows (events sent before their wait): a completing workflow deletes its
+    /// own only then. Set at open from the store, raised by every insert, never cleared while open.
+    let storedEvents = Hint()
 
     /// Wakes the work loop: a replay row, a task, a step result, a free outbox slot or a stop.
     let work = AsyncSignal()

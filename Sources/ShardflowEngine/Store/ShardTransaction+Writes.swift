@@ -84,8 +84,11 @@ extension ShardTransaction {
             try run("DELETE FROM timers WHERE workflowId = ?", workflow.id)
             try run("DELETE FROM event_waits WHERE workflowId = ?", workflow.id)
         }
-        // Events sent to it but never waited for; nothing in memory knows of them.
-        try run("DELETE FROM events WHERE workflowId = ?", workflow.id)
+        // Events sent to it but never waited for; nothing in memory knows of them (the hint only says
+        // whether the shard holds any at all).
+        if signals.storedEvents.isRaised {
+            try run("DELETE FROM events WHERE workflowId = ?", workflow.id)
+        }
         if leftovers?.mayBeInReplayQueue ?? true {
             try run("DELETE FROM replay_queue WHERE workflowId = ?", workflow.id)
         }
