@@ -43,17 +43,23 @@ final class ShardReplayer: Sendable {
     func replayQueued(_ transaction: ShardTransaction, limit: Int) throws -> Int {
         // The rows go in the transaction that commits the replays (I1). (No RETURNING: this SQLite
         // recompiles a RETURNING statement at every run, which costs more than a second statement.)
-        let rows = try transaction.rows("SELECT rowid, workflowId, trigger FROM replay_queue ORDER BY rowid LIMIT ?",
-                                        limit) { row in
-            (rowid: row[0] as Int64, workflowId: row[1] as String, trigger: Result { try row.decode(2, as: ReplayTrigger.self) })
+        // Each row with its workflow's: a replay without a kept body starts from it, sparing a load per
+        // workflow. (A replay writes only its own workflow's row, so the others' stay as read.)
+        let rows = try transaction.rows("""
+            SELECT q.rowid, q.workflowId, q.trigger,
+                   w.id, w.name, w.args, w.createdAt, w.startedAt, w.status, w.generation, w.version, w.parkedReason
+            FROM replay_queue q LEFT JOIN workflows w ON w.id = q.workflowId ORDER BY q.rowid LIMIT ?
+            """, limit) { row in
+            (rowid: row[0] as Int64, workflowId: row[1] as String, trigger: Result { try row.decode(2, as: ReplayTrigger.self) },
+             workflow: Result { row.isNull(3) ? nil : try WorkflowRow(row, from: 3) })
         }
         guard let last = rows.last else { return 0 }
         // The batch is the rows with the smallest rowids, so one range delete takes exactly them.
         try transaction.run("DELETE FROM replay_queue WHERE rowid <= ?", last.rowid)
-        for (_, workflowId, trigger) in rows {
+        for (_, workflowId, trigger, workflow) in rows {
             switch trigger {
             case .success(let trigger):
-                _ = try replay(transaction, workflowId: workflowId, source: .queued(trigger))
+                _ = try replay(transaction, workflowId: workflowId, source: .queued(trigger), loaded: workflow)
             case .failure(let error as StoreDecodingError):
                 try failUnreadable(transaction, workflowId: workflowId, error)
             case .failure(let error):
@@ -89,9 +95,11 @@ final class ShardReplayer: Sendable {
 
     /// Replays one workflow: resumes its kept execution when the cache has the one for the current
     /// generation, else replays the body over the whole journal. Returns whether it scheduled new steps.
-    func replay(_ transaction: ShardTransaction, workflowId: String, source: ReplaySource) throws -> Bool {
+    /// - Parameter loaded: the workflow's row as this transaction read it (nil: the replay loads it).
+    func replay(_ transaction: ShardTransaction, workflowId: String, source: ReplaySource,
+                loaded: Result<WorkflowRow?, any Error>? = nil) throws -> Bool {
         do {
-            return try replayReadable(transaction, workflowId: workflowId, source: source)
+            return try replayReadable(transaction, workflowId: workflowId, source: source, loaded: loaded)
         } catch let unreadable as StoreDecodingError {
             try failUnreadable(transaction, workflowId: workflowId, unreadable)
             return false
@@ -117,7 +125,8 @@ final class ShardReplayer: Sendable {
                                  outcome: .completed)
     }
 
-    private func replayReadable(_ transaction: ShardTransaction, workflowId: String, source: ReplaySource) throws -> Bool {
+    private func replayReadable(_ transaction: ShardTransaction, workflowId: String, source: ReplaySource,
+                                loaded: Result<WorkflowRow?, any Error>?) throws -> Bool {
         let tx = transaction
         let trigger = source.trigger
         // The row goes in the same transaction that commits this replay's effects (I1).
@@ -150,11 +159,11 @@ final class ShardReplayer: Sendable {
             } else {
                 entry.execution.terminate()
                 cached = nil
-                guard let loaded = try startGeneration(tx, workflowId) else { return false }
+                guard let loaded = try startGeneration(tx, workflowId, loaded: loaded) else { return false }
                 workflow = loaded
             }
         } else {
-            guard let loaded = try startGeneration(tx, workflowId) else { return false }
+            guard let loaded = try startGeneration(tx, workflowId, loaded: loaded) else { return false }
             workflow = loaded
         }
         let generation = workflow.generation
@@ -304,8 +313,10 @@ final class ShardReplayer: Sendable {
     }
 
     /// Loads a running workflow and starts its next generation; nil when it is not running.
-    private func startGeneration(_ tx: ShardTransaction, _ workflowId: String) throws -> WorkflowRow? {
-        guard let loaded = try tx.loadWorkflow(workflowId), loaded.status == .running else { return nil }
+    private func startGeneration(_ tx: ShardTransaction, _ workflowId: String,
+                                 loaded row: Result<WorkflowRow?, any Error>?) throws -> WorkflowRow? {
+        let current = try row.map { try $0.get() } ?? tx.loadWorkflow(workflowId)
+        guard let loaded = current, loaded.status == .running else { return nil }
         try tx.run("UPDATE workflows SET generation = ? WHERE id = ?", loaded.generation + 1, workflowId)
         var row = loaded
         row.generation += 1

@@ -33,10 +33,7 @@ extension ShardTransaction {
     func loadWorkflow(_ id: String) throws -> WorkflowRow? {
         try row("""
             SELECT id, name, args, createdAt, startedAt, status, generation, version, parkedReason FROM workflows WHERE id = ?
-            """, id) { row in
-            WorkflowRow(id: row[0], name: row[1], args: row[2], createdAt: row[3], startedAt: row[4], status: try row.decode(5),
-                        generation: row[6], version: row[7], parkedReason: row[8])
-        }
+            """, id) { row in try WorkflowRow(row, from: 0) }
     }
 
     /// Finishes a workflow: its result, its completion message, and nothing left queued for it.
@@ -158,6 +155,16 @@ struct WorkflowRow: Sendable {
     let version: Int
     /// Why it is parked; nil when it is not.
     var parkedReason: String?
+}
+
+extension WorkflowRow {
+    /// Decodes the columns `id, name, args, createdAt, startedAt, status, generation, version, parkedReason`
+    /// of `row`, the first at `first`.
+    init(_ row: StoreRow, from first: Int32) throws {
+        self.init(id: row[first], name: row[first + 1], args: row[first + 2], createdAt: row[first + 3],
+                  startedAt: row[first + 4], status: try row.decode(first + 5), generation: row[first + 6],
+                  version: row[first + 7], parkedReason: row[first + 8])
+    }
 }
 
 /// What a completing workflow may have left in the store, when the caller knows (see `replay`).
