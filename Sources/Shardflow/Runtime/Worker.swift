@@ -335,19 +335,23 @@ public final class Worker: Service, Sendable {
         // The restored store's offset is the truth: a transaction that applied input but never reached the
         // log is gone from it, so its input is read again. (The group's committed offsets are for lag
         // monitoring only; starting from them could skip exactly that input.)
-        let next = offsets.workflows
+        // A store that has read nothing starts at offset 0, not at the logical beginning: a logical offset
+        // is looked up by the consumer, and the lookup answered after the resume below is dropped as
+        // outdated and asked again only a second later, so a new shard's first input waited a second.
+        // (Where retention has removed offset 0 the consumer resets to the earliest, as
+        // `auto.offset.reset` says.)
+        let next = offsets.workflows ?? 0
         // Retried a few times: a consumer that stays at the group's committed offset is still correct (the
         // group commits only what the shard log confirmed, so the store has it and skips it, and the paused
         // partition read nothing meanwhile), so this only spares re-reading.
         var pause = Duration.milliseconds(100)
         for _ in 0..<5 {
             do {
-                try await consumer.seek(topic: configuration.topics.workflows, partition: Int32(number),
-                                        offset: next ?? TopicPartitionOffset.beginning)
+                try await consumer.seek(topic: configuration.topics.workflows, partition: Int32(number), offset: next)
                 break
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("shard \(number): seek to \(next ?? TopicPartitionOffset.beginning) failed, retrying in \(pause): \(error)")
+                logger.warning("shard \(number): seek to \(next) failed, retrying in \(pause): \(error)")
                 try? await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(5))
             }
