@@ -11,8 +11,8 @@ import Synchronization
 ///
 /// For each assigned partition p it opens shard p's store (waiting for a previous owner on this host to let go
 /// of the store's lock), seeks the group consumer to the offset stored there, assigns itself control partition
-/// p at its stored offset, starts the shard's loops and an outbox publisher. Inbound messages are applied in
-/// batches, each with its offset in one transaction (I3); Kafka's group offsets are committed afterwards for
+/// p at its stored offset, starts the shard's loops, an outbox publisher and an intake. Inbound messages go to
+/// their shard's intake, which applies them in batches, each with its offset in one transaction (I3); Kafka's group offsets are committed afterwards for
 /// monitoring only, so a redelivered message is recognised by its offset and skipped. When a partition is
 /// revoked the shard stops claiming, settles its in-flight steps and closes before the partition is handed over.
 public final class Worker: Service, Sendable {
@@ -25,6 +25,9 @@ public final class Worker: Service, Sendable {
 
     struct OwnedShard: Sendable {
         let shard: Shard
+        /// Its inbound messages, queued for its own task to apply (see `ShardIntake`).
+        let intake: ShardIntake
+        let ingesting: Task<Void, Never>
         let publisher: OutboxPublisher
         let publishing: Task<Void, Never>
         /// Sends the shard's transactions to its log.
@@ -167,35 +170,19 @@ public final class Worker: Service, Sendable {
         }
     }
 
-    /// Applies messages to their shards, partitions in parallel. A store error is retried (never skipped: the
-    /// message would be lost); a shard closed meanwhile (revoked) drops them, since its next owner reads them
-    /// again from the offset in the store.
+    /// Hands messages to their shards' intakes, in offset order per partition. Only a shard whose intake
+    /// is full makes the loop wait (workflow messages only); a shard closed meanwhile (revoked) drops
+    /// them, since its next owner reads them again from the offset in the store.
     private func ingest(_ messages: [KafkaMessage], stream: InboundMessage.Stream) async {
         let byPartition = Dictionary(grouping: messages, by: \.partition)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        await withTaskGroup(of: Void.self) { group in
-            for (partition, batch) in byPartition {
-                guard let owned = state.withLock({ $0.ownership.runningShard(Int(partition)) }) else { continue }
-                let inbound = batch.map {
-                    InboundMessage(stream: stream, topic: $0.topic, partition: Int($0.partition), offset: $0.offset,
-                                   key: $0.key, value: $0.value, timestamp: $0.timestamp ?? now)
-                }
-                group.addTask {
-                    var pause = Duration.milliseconds(100)
-                    while !Task.isCancelled {
-                        do {
-                            _ = try await owned.shard.ingest(inbound)
-                            return
-                        } catch ShardError.closed {
-                            return
-                        } catch {
-                            self.logger.error("ingest into shard \(partition) failed, retrying in \(pause): \(error)")
-                            try? await Task.sleep(for: pause)
-                            pause = min(pause * 2, .seconds(5))
-                        }
-                    }
-                }
+        for (partition, batch) in byPartition {
+            guard let owned = state.withLock({ $0.ownership.runningShard(Int(partition)) }) else { continue }
+            let inbound = batch.map {
+                InboundMessage(stream: stream, topic: $0.topic, partition: Int($0.partition), offset: $0.offset,
+                               key: $0.key, value: $0.value, timestamp: $0.timestamp ?? now)
             }
+            await owned.intake.append(inbound, waitForRoom: stream == .workflows)
         }
     }
 
@@ -318,8 +305,10 @@ public final class Worker: Service, Sendable {
                 let ending = await follower.follow(shard, from: restored)
                 await self.followingEnded(number, ending, shard: shard, publishing: publishing, consumer: consumer)
             }
-            let owned = OwnedShard(shard: shard, publisher: publisher, publishing: publishing, appending: appending,
-                                   following: following)
+            let intake = ShardIntake(shard: shard, logger: logger)
+            let ingesting = Task { await intake.run() }
+            let owned = OwnedShard(shard: shard, intake: intake, ingesting: ingesting, publisher: publisher,
+                                   publishing: publishing, appending: appending, following: following)
             action = try state.withLock { try $0.ownership.opened(number, owned) }
             if case .close = action {
                 // Revoked while it opened: the revoke waits for this task, which gives the store back.
@@ -518,6 +507,9 @@ public final class Worker: Service, Sendable {
     /// outbox holds (up to the flush timeout; the log follower still confirms what the appender sends),
     /// then stops writing and reading the log, closes the store and releases its lock.
     private func settle(_ number: Int, _ owned: OwnedShard, log: ShardLogClient) async {
+        // Input still queued is dropped: the next owner reads it again from the store's offsets.
+        owned.intake.close()
+        await owned.ingesting.value
         await owned.shard.stop(drainTimeout: configuration.drainTimeout)
         owned.publishing.cancel()
         await owned.publishing.value
