@@ -177,6 +177,14 @@ public final class AnthropicClient: LLMCompleting {
     }
 
     private func transportError(_ error: any Error, attempt: Int) -> LLMError {
+        if error is NIOTooManyBytesError {
+            // The same request would get the same answer: not retried.
+            return LLMError(
+                kind: .invalidResponse,
+                message: "the response is larger than \(configuration.maxResponseBytes) bytes (maxResponseBytes)",
+                attempts: attempt
+            )
+        }
         if let httpError = error as? HTTPClientError {
             switch httpError {
             case .deadlineExceeded, .readTimeout, .writeTimeout, .connectTimeout, .tlsHandshakeTimeout,

@@ -20,7 +20,7 @@ public struct AnthropicClientConfiguration: Sendable, CustomStringConvertible {
     public var maxRetryAfter: Duration
     /// Connection pool size per host; set it to the number of LLM calls that may run at once.
     public var maxConcurrentConnections: Int
-    /// A larger response body is treated as a transport failure.
+    /// A larger response body fails the call as an invalid response (the same request would get it again: not retried).
     public var maxResponseBytes: Int
     /// Send the `shardflow-step` header (`LLMStepIdentity`) with each call made inside an `llm` step: for a
     /// mock or proxy that keys its behaviour on the step (the benchmark's exact ideal). Off by default.

@@ -162,6 +162,23 @@ struct AnthropicClientTests {
         #expect(stats.requests == 0)
     }
 
+    @Test("a response larger than maxResponseBytes fails at once as an invalid response, not retried")
+    func oversizedResponse() async throws {
+        // The mock echoes the prompt's first six words: six of 300 bytes make a body of about 2 KB.
+        let longWords = Array(repeating: String(repeating: "a", count: 300), count: 6).joined(separator: " ")
+        let (error, stats) = try await withMockLLM(
+            client: AnthropicClientConfiguration(
+                requestTimeout: .seconds(5), maxRetries: 3, initialBackoff: .milliseconds(10), maxResponseBytes: 1024
+            )
+        ) { server, client in
+            (await llmError { try await client.complete(LLMRequest(model: "m", prompt: longWords, maxTokens: 64)) }, server.stats())
+        }
+        #expect(error?.kind == .invalidResponse)
+        #expect(error?.message.contains("larger than 1024 bytes") == true)
+        #expect(error?.attempts == 1)
+        #expect(stats.requests == 1)
+    }
+
     @Test("a connection failure is retried, then reported as a connection error")
     func connectionRefused() async throws {
         // Bind and release a port so nothing listens on it.
