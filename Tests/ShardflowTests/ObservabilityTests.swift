@@ -63,6 +63,10 @@ extension Integration {
             #expect(Self.value(metrics, "shardflow_epoch", [#"shard="0""#]) == 0)
             #expect(Self.value(metrics, "shardflow_consumer_lag") == 0)
             #expect(Self.value(metrics, "shardflow_owned_shards") == 4)
+            // Sampled every 100 ms from the worker's start: an idle worker's samples wait well under a second.
+            let lagSamples = Self.value(metrics, "shardflow_executor_lag_seconds_count") ?? 0
+            #expect(lagSamples >= 10)
+            #expect(Self.value(metrics, "shardflow_executor_lag_seconds_bucket", [#"le="1.0""#]) == lagSamples)
             await worker.terminate(timeout: .seconds(30))
             await completions.close()
             await cluster.stop()

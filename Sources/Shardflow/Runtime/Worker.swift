@@ -105,6 +105,7 @@ public final class Worker: Service, Sendable {
             group.addTask { await self.probeBroker(admin: admin) }
             group.addTask { await self.refreshGauges(consumer: consumer) }
             group.addTask { await self.commitOffsets(consumer: consumer) }
+            group.addTask { await ExecutorLagProbe().run() }
             // Runs until SIGTERM / SIGINT (or cancellation).
             try? await gracefulShutdown()
             state.withLock { $0.stopping = true }

@@ -105,6 +105,70 @@ public struct BenchShardLog: Codable, Sendable, Equatable {
     }
 }
 
+/// How long the workers' ready work waited for a thread of the Swift runtime during the run
+/// (`shardflow_executor_lag_seconds`, sampled every 100 ms): the figure that shows a CPU-bound worker,
+/// since each hop of a step waits this long. A sample waits for its own wake-up too, so samples thin out
+/// while the lag is long: the share and the slowest bucket say more than the mean.
+public struct BenchExecutorLag: Codable, Sendable, Equatable {
+    public var samples: Double
+    public var meanMs: Double
+    /// The share of samples that waited more than 100 ms.
+    public var shareOver100ms: Double
+    /// The upper bound of the histogram bucket that holds the slowest sample (nil: beyond the last bound).
+    public var slowestAtMostMs: Double?
+
+    public init(over totals: Totals) {
+        samples = totals.samples
+        meanMs = totals.samples > 0 ? totals.seconds / totals.samples * 1000 : 0
+        let atMost100ms = totals.buckets[0.1] ?? 0
+        shareOver100ms = totals.samples > 0 ? max(0, totals.samples - atMost100ms) / totals.samples : 0
+        let bounds = totals.buckets.keys.sorted()
+        if let first = bounds.first(where: { totals.buckets[$0, default: 0] >= totals.samples }) {
+            slowestAtMostMs = first * 1000
+        } else {
+            slowestAtMostMs = nil
+        }
+    }
+
+    /// The histogram's running totals over all workers; a run's figures are the difference of two reads.
+    public struct Totals: Sendable, Equatable {
+        public var samples = 0.0
+        public var seconds = 0.0
+        /// Cumulative sample counts by bucket upper bound in seconds (`le`), +Inf left out.
+        public var buckets: [Double: Double] = [:]
+
+        public init(samples: Double = 0, seconds: Double = 0, buckets: [Double: Double] = [:]) {
+            self.samples = samples
+            self.seconds = seconds
+            self.buckets = buckets
+        }
+
+        public init(metrics: String) {
+            samples = PrometheusText.sum("shardflow_executor_lag_seconds_count", in: metrics)
+            seconds = PrometheusText.sum("shardflow_executor_lag_seconds_sum", in: metrics)
+            let prefix = #"shardflow_executor_lag_seconds_bucket{le=""#
+            for line in metrics.split(separator: "\n") where line.hasPrefix(prefix) {
+                let rest = line.dropFirst(prefix.count)
+                guard let quote = rest.firstIndex(of: "\""), let bound = Double(rest[..<quote]), bound.isFinite,
+                      let count = Double(rest.split(separator: " ").last ?? "")
+                else { continue }
+                buckets[bound, default: 0] += count
+            }
+        }
+
+        public mutating func add(_ other: Totals) {
+            samples += other.samples
+            seconds += other.seconds
+            buckets.merge(other.buckets, uniquingKeysWith: +)
+        }
+
+        public static func - (later: Totals, earlier: Totals) -> Totals {
+            Totals(samples: later.samples - earlier.samples, seconds: later.seconds - earlier.seconds,
+                   buckets: later.buckets.merging(earlier.buckets.mapValues { -$0 }, uniquingKeysWith: +))
+        }
+    }
+}
+
 /// One dot of the chart: a completed workflow's creation index and completion time.
 public struct BenchChartPoint: Codable, Sendable, Equatable {
     public var index: Int
@@ -137,6 +201,8 @@ public struct BenchReport: Codable, Sendable, Equatable {
     public var mockLLM: MockLLMStats?
     /// What the workers wrote to the shard logs.
     public var shardLog: BenchShardLog?
+    /// Read from the workers' metrics at the end of the run.
+    public var executorLag: BenchExecutorLag?
     public var workerPeakRSSBytes: Int?
     /// At most `maxChartPoints` completed workflows, evenly spread over creation order.
     public var chartPoints: [BenchChartPoint]

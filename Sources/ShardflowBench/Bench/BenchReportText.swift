@@ -95,6 +95,11 @@ extension BenchReport {
         if let log = shardLog {
             lines.append(String(format: "shard log: %.0f records, %.1f MB, %.0f bytes per step", log.records, log.bytes / 1e6, log.bytesPerStep))
         }
+        if let lag = executorLag, lag.samples > 0 {
+            lines.append(String(format: "worker executor lag during the run (ready work waiting for a thread, at each hop of a step): mean %.0f ms, %.0f%% of %.0f samples over 100 ms, the slowest ",
+                                lag.meanMs, lag.shareOver100ms * 100, lag.samples)
+                         + (lag.slowestAtMostMs.map { "at most " + BenchFormat.duration(ms: $0) } ?? "beyond the last bucket"))
+        }
         if let mock = mockLLM {
             let rate = mock.uptimeSeconds > 0 ? Double(mock.requests) / mock.uptimeSeconds * 60 : 0
             lines.append("mock LLM: \(BenchFormat.count(mock.requests)) requests (\(String(format: "%.0f", rate)) per minute over its uptime), "

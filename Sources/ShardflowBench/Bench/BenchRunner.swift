@@ -152,6 +152,7 @@ public struct BenchRunner: Sendable {
             : .object(["steps": .int(Int64(options.steps))])
         let starts = LoadGenerator.starts(workflow: workflow, args: args, count: options.workflows, idPrefix: runId)
         let index = Dictionary(uniqueKeysWithValues: starts.enumerated().map { ($1.workflowId, $0) })
+        let lagAtStart = await BenchExecutorLag.Totals.read(ports: healthPorts)
         let runStartedAt = Int64(Date().timeIntervalSince1970 * 1000)
         let cpuAtStart = (workers: workers.compactMap { ProcessCPU.seconds(pid: $0.pid) }.reduce(0, +),
                           mock: mock.flatMap { ProcessCPU.seconds(pid: $0.pid) })
@@ -161,6 +162,7 @@ public struct BenchRunner: Sendable {
 
         // Collect completions until all are in, or nothing moves for the stall timeout.
         let collected = await collect(reader: reader, index: index, total: starts.count, progress: progress)
+        let lagAtEnd = await BenchExecutorLag.Totals.read(ports: healthPorts)
         let runEndedAt = Int64(Date().timeIntervalSince1970 * 1000)
         let peakRSS = workers.compactMap { ProcessPeakMemory.peakRSSBytes(pid: $0.pid) }.max()
         let workerCPU = workers.compactMap { ProcessCPU.seconds(pid: $0.pid) }.reduce(0, +) - cpuAtStart.workers
@@ -220,6 +222,7 @@ public struct BenchRunner: Sendable {
         report.cpu = BenchCPU(workerSeconds: workerCPU, mockSeconds: mockCPU, steps: report.throughput.steps)
         report.mockLLM = mockStats
         report.shardLog = BenchShardLog(records: logRecords, bytes: logBytes, steps: report.throughput.steps)
+        report.executorLag = BenchExecutorLag(over: lagAtEnd - lagAtStart)
         let files = try report.write(to: output)
         return Outcome(report: report, files: files)
     }
@@ -307,4 +310,15 @@ final class WatchdogTimer: Sendable {
 
     func touch() { lastTouch.withLock { $0 = ContinuousClock.now } }
     func cancel() { task.withLock { $0?.cancel() } }
+}
+
+extension BenchExecutorLag.Totals {
+    /// The workers' executor-lag histograms, summed (a worker that does not answer adds nothing).
+    static func read(ports: [Int]) async -> Self {
+        var totals = Self()
+        for port in ports {
+            totals.add(Self(metrics: await HealthProbe.get(port: port, path: "/metrics")?.body ?? ""))
+        }
+        return totals
+    }
 }

@@ -293,6 +293,32 @@ struct BenchReportTests {
         }
     }
 
+    @Test("the executor lag over a run is the difference of two reads of the workers' histograms")
+    func executorLag() throws {
+        func page(count: Int, sum: Double, buckets: [(String, Int)]) -> String {
+            var lines = buckets.map { #"shardflow_executor_lag_seconds_bucket{le="\#($0.0)"} \#($0.1)"# }
+            lines.append(#"shardflow_executor_lag_seconds_bucket{le="+Inf"} \#(count)"#)
+            lines.append("shardflow_executor_lag_seconds_sum \(sum)")
+            lines.append("shardflow_executor_lag_seconds_count \(count)")
+            lines.append("shardflow_executor_lag_seconds_other 7")
+            return lines.joined(separator: "\n") + "\n"
+        }
+        // Before the run: 10 quick samples. After: 10 more under 100 ms, 4 up to 250 ms, 2 up to 500 ms.
+        let before = BenchExecutorLag.Totals(metrics: page(count: 10, sum: 0.01, buckets: [("0.001", 10), ("0.1", 10), ("0.25", 10), ("0.5", 10), ("1.0", 10)]))
+        var after = BenchExecutorLag.Totals(metrics: page(count: 26, sum: 1.81, buckets: [("0.001", 10), ("0.1", 20), ("0.25", 24), ("0.5", 26), ("1.0", 26)]))
+        #expect(before.samples == 10)
+        #expect(after.buckets[0.25] == 24)
+        let lag = BenchExecutorLag(over: after - before)
+        #expect(lag.samples == 16)
+        #expect(abs(lag.meanMs - 112.5) < 0.001)
+        #expect(lag.shareOver100ms == 6.0 / 16)
+        #expect(lag.slowestAtMostMs == 500)
+        // A second worker's page adds to the totals; a sample beyond every bound has no bucket.
+        after.add(BenchExecutorLag.Totals(metrics: page(count: 1, sum: 5, buckets: [("0.001", 0), ("0.1", 0), ("0.25", 0), ("0.5", 0), ("1.0", 0)])))
+        #expect(BenchExecutorLag(over: after - before).slowestAtMostMs == nil)
+        #expect(BenchExecutorLag(over: BenchExecutorLag.Totals()).samples == 0)
+    }
+
     @Test("an empty run still renders")
     func emptyRun() throws {
         let report = try BenchReport(records: [], metadata: BenchFixtures.metadata(submitted: 0))
