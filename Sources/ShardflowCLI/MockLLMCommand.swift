@@ -22,6 +22,8 @@ struct MockLLMCommand: AsyncParsableCommand {
     @Option(help: "Input tokens per minute (4 bytes a token) before 429; 0 means no limit.") var rateLimitInputTpm: Int = 0
     @Option(help: "Output tokens per minute (counted at max_tokens) before 429; 0 means no limit.") var rateLimitOutputTpm: Int = 0
     @Option(help: "Seed of the latency and failure draws.") var seed: UInt64 = 42
+    @Option(help: "Append each answered request that names its step (shardflow-step header) to this file: workflowId,stepId,attempt,httpTry,status,arrivedAtMs,answeredAtMs.")
+    var requestLog: String?
 
     func run() async throws {
         let logger = try logging.bootstrap(label: "shardflow.mock-llm")
@@ -30,6 +32,7 @@ struct MockLLMCommand: AsyncParsableCommand {
             overloadRate: overloadRate, rateLimitRPM: rateLimitRpm, seed: seed)
         configuration.rateLimitInputTPM = max(0, rateLimitInputTpm)
         configuration.rateLimitOutputTPM = max(0, rateLimitOutputTpm)
+        configuration.requestLogPath = requestLog
         do {
             try configuration.validate()
         } catch {

@@ -23,6 +23,8 @@ public struct MockLLMConfiguration: Sendable, Equatable {
     public var seed: UInt64
     /// When set, requests without this `x-api-key` get 401 (the real API's behaviour).
     public var requiredAPIKey: String?
+    /// When set, every answered request that names its step is appended to this file (`MockLLMRequestLog`).
+    public var requestLogPath: String?
 
     public init(
         host: String = "127.0.0.1",

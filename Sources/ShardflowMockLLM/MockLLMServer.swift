@@ -17,6 +17,7 @@ import Synchronization
 public final class MockLLMServer: Sendable {
     public let configuration: MockLLMConfiguration
     private let behaviour: MockLLMBehaviour
+    private let requestLog: MockLLMRequestLog?
     private let logger: Logger
     private let lifecycle = Mutex(Lifecycle.idle)
 
@@ -32,6 +33,7 @@ public final class MockLLMServer: Sendable {
         try configuration.validate()
         self.configuration = configuration
         self.behaviour = MockLLMBehaviour(configuration: configuration)
+        self.requestLog = try configuration.requestLogPath.map { try MockLLMRequestLog(path: $0) }
         self.logger = logger
     }
 
@@ -105,9 +107,10 @@ public final class MockLLMServer: Sendable {
             if case .running(_, let group, let task) = state { return (group, task) }
             return nil
         }
-        guard let (group, task) = running else { return }
+        guard let (group, task) = running else { requestLog?.close(); return }
         await group.triggerGracefulShutdown()
         _ = try? await task.value
+        requestLog?.close()
     }
 
     /// Waits until the server stops (by `stop()` or, with `handleSignals`, by a signal).
@@ -117,7 +120,10 @@ public final class MockLLMServer: Sendable {
             return nil
         }
         guard let task else { return }
-        defer { lifecycle.withLock { $0 = .stopped } }
+        defer {
+            lifecycle.withLock { $0 = .stopped }
+            requestLog?.close()
+        }
         try await task.value
     }
 
@@ -143,12 +149,14 @@ public final class MockLLMServer: Sendable {
         let router = Router()
         let behaviour = self.behaviour
         let requiredAPIKey = configuration.requiredAPIKey
+        let requestLog = self.requestLog
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/stats") { _, _ in
             Self.json(status: 200, behaviour.stats())
         }
         router.post("/v1/messages") { request, _ in
             let number = behaviour.begin()
+            let arrivedAt = Date()
             let body = try? await request.body.collect(upTo: 4 << 20)
             guard let body else {
                 behaviour.finish(status: 400, latencySeconds: nil)
@@ -174,6 +182,7 @@ public final class MockLLMServer: Sendable {
                                             maxTokens: messages.maxTokens)
             if decision.status == 429 {
                 behaviour.finish(status: 429, latencySeconds: nil)
+                if let identified { requestLog?.record(identified, status: 429, arrivedAt: arrivedAt, answeredAt: Date()) }
                 return Self.apiError(status: 429, "rate limit exceeded", retryAfter: decision.retryAfter,
                                      extra: decision.rateLimitHeaders)
             }
@@ -183,6 +192,7 @@ public final class MockLLMServer: Sendable {
             }
             guard decision.status == 200 else {
                 behaviour.finish(status: decision.status, latencySeconds: decision.delaySeconds)
+                if let identified { requestLog?.record(identified, status: decision.status, arrivedAt: arrivedAt, answeredAt: Date()) }
                 return Self.apiError(status: decision.status, retryAfter: decision.retryAfter, extra: decision.rateLimitHeaders)
             }
             let reply = MockLLMReplyText.reply(to: messages)
@@ -192,6 +202,7 @@ public final class MockLLMServer: Sendable {
                 content: [LLMContentBlock(text: reply.text)], stopReason: reply.stopReason, usage: usage
             )
             behaviour.finish(status: 200, latencySeconds: decision.delaySeconds, usage: usage)
+            if let identified { requestLog?.record(identified, status: 200, arrivedAt: arrivedAt, answeredAt: Date()) }
             return Self.json(status: 200, response, extra: decision.rateLimitHeaders)
         }
         return router

@@ -13,6 +13,30 @@ struct MockLLMServerTests {
         return (Int(response.status.code), String(buffer: body))
     }
 
+    @Test("the request log has one line per answered call that names its step, written by the time the server stops")
+    func requestLog() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mock-requests-\(UUID().uuidString).csv").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var mock = MockLLMConfiguration(port: 0, latencyMedian: .milliseconds(20), latencyP99: .milliseconds(20))
+        mock.requestLogPath = path
+        var client = AnthropicClientConfiguration(requestTimeout: .seconds(5), maxRetries: 0)
+        client.sendsStepIdentity = true
+        let before = Int64(Date().timeIntervalSince1970 * 1000)
+        try await withMockLLM(mock, client: client) { _, llm in
+            _ = try await LLMStepIdentity.$current.withValue(LLMStepIdentity(workflowId: "wf,1", stepId: 3, attempt: 2)) {
+                try await llm.complete(sampleRequest)
+            }
+            _ = try await llm.complete(sampleRequest)  // names no step: not logged
+        }
+        let after = Int64(Date().timeIntervalSince1970 * 1000)
+        let entries = MockLLMRequestLog.Entry.parse(try String(contentsOfFile: path, encoding: .utf8) + "torn,line")
+        #expect(entries.count == 1)
+        let entry = try #require(entries.first)
+        #expect(entry.workflowId == "wf,1")
+        #expect(entry.stepId == 3 && entry.attempt == 2 && entry.httpTry == 1 && entry.status == 200)
+        #expect(before <= entry.arrivedAtMs && entry.arrivedAtMs + 15 <= entry.answeredAtMs && entry.answeredAtMs <= after)
+    }
+
     @Test("healthz answers ok and stats answers JSON counters")
     func healthAndStats() async throws {
         let server = try MockLLMServer(configuration: MockLLMConfiguration(port: 0, latencyMedian: .zero, latencyP99: .zero))

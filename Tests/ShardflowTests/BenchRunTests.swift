@@ -45,6 +45,14 @@ extension Integration {
             #expect(cpu.workerMicrosecondsPerStep > 0)
             #expect((cpu.mockMicrosecondsPerStep ?? 0) > 0)
             #expect(run.output.contains("CPU per step"))
+            // A step's time around its call: from the stores and the mock's request log. With a 2% error rate
+            // most steps made one try; the call is the mock's draw (median 50 ms).
+            let split = try #require(report.stepSplit)
+            #expect(split.steps > 400 && split.steps <= 600, "\(split.steps) steps")
+            #expect(split.call.p50Ms >= 20 && split.call.p50Ms <= split.call.p90Ms, "\(split.call)")
+            #expect(split.beforeCall.p50Ms >= 0 && split.afterCall.p50Ms >= 0)
+            #expect(run.output.contains("a step's time around its LLM call"))
+            #expect((report.executorLag?.samples ?? 0) > 0)
             for file in ["report.txt", "chart.svg"] {
                 #expect(FileManager.default.fileExists(atPath: output.appendingPathComponent(file).path))
             }

@@ -203,6 +203,8 @@ public struct BenchReport: Codable, Sendable, Equatable {
     public var shardLog: BenchShardLog?
     /// Read from the workers' metrics at the end of the run.
     public var executorLag: BenchExecutorLag?
+    /// From the stores and the bench's own mock's request log.
+    public var stepSplit: BenchStepSplit?
     public var workerPeakRSSBytes: Int?
     /// At most `maxChartPoints` completed workflows, evenly spread over creation order.
     public var chartPoints: [BenchChartPoint]

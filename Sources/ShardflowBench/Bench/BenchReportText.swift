@@ -100,6 +100,13 @@ extension BenchReport {
                                 lag.meanMs, lag.shareOver100ms * 100, lag.samples)
                          + (lag.slowestAtMostMs.map { "at most " + BenchFormat.duration(ms: $0) } ?? "beyond the last bucket"))
         }
+        if let split = stepSplit {
+            func spread(_ value: BenchStepSplit.Spread) -> String {
+                "p50 \(BenchFormat.duration(ms: value.p50Ms)) (p90 \(BenchFormat.duration(ms: value.p90Ms)))"
+            }
+            lines.append("a step's time around its LLM call (\(BenchFormat.count(split.steps)) steps of one try): queued → call reached the mock "
+                         + spread(split.beforeCall) + "; the call " + spread(split.call) + "; answered → result recorded " + spread(split.afterCall))
+        }
         if let mock = mockLLM {
             let rate = mock.uptimeSeconds > 0 ? Double(mock.requests) / mock.uptimeSeconds * 60 : 0
             lines.append("mock LLM: \(BenchFormat.count(mock.requests)) requests (\(String(format: "%.0f", rate)) per minute over its uptime), "

@@ -101,7 +101,7 @@ public struct BenchRunner: Sendable {
                 "--latency-p99", "\(options.latencyP99.milliseconds)ms",
                 "--error-rate", String(options.errorRate), "--overload-rate", String(options.overloadRate),
                 "--rate-limit-rpm", String(options.rateLimitRPM), "--seed", String(mockConfiguration.seed),
-                "--log-level", "warning",
+                "--request-log", output.appendingPathComponent("mock-requests.csv").path, "--log-level", "warning",
             ], outputPath: output.appendingPathComponent("mock-llm.log").path)
             mock = process
             mockPort = mockConfiguration.port
@@ -181,9 +181,11 @@ public struct BenchRunner: Sendable {
         progress("stopping workers")
         for worker in workers { await worker.terminate(timeout: .seconds(60)) }
         var stuck = 0
+        var stepTimings: [StepTiming] = []
         for shard in try ShardInspector.shards(in: dataDirectory) {
-            stuck += try ShardInspector(directory: dataDirectory, shard: shard)
-                .audit(concurrencyBound: options.maxConcurrency).stuckWorkflows.count
+            let inspector = try ShardInspector(directory: dataDirectory, shard: shard)
+            stuck += try inspector.audit(concurrencyBound: options.maxConcurrency).stuckWorkflows.count
+            if mock != nil { stepTimings += try inspector.stepTimings() }
         }
         var mockStats: MockLLMStats?
         if let mock, let mockPort {
@@ -194,6 +196,8 @@ public struct BenchRunner: Sendable {
             }
             await mock.terminate(timeout: .seconds(10))
         }
+        let mockRequests = mock == nil ? [] : MockLLMRequestLog.Entry.parse(
+            (try? String(contentsOf: output.appendingPathComponent("mock-requests.csv"), encoding: .utf8)) ?? "")
         await broker.stop()
 
         let records = starts.enumerated().map { position, start in
@@ -223,6 +227,7 @@ public struct BenchRunner: Sendable {
         report.mockLLM = mockStats
         report.shardLog = BenchShardLog(records: logRecords, bytes: logBytes, steps: report.throughput.steps)
         report.executorLag = BenchExecutorLag(over: lagAtEnd - lagAtStart)
+        report.stepSplit = BenchStepSplit(timings: stepTimings, requests: mockRequests)
         let files = try report.write(to: output)
         return Outcome(report: report, files: files)
     }

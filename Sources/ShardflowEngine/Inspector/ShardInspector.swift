@@ -50,7 +50,37 @@ public struct ShardInspector: Sendable {
         try read { db in try StoreQueries.workflowDetail(db, workflowId: workflowId) }
     }
 
+    /// When each succeeded step was queued (its latest attempt) and recorded, in the store's Unix milliseconds:
+    /// for `shardflow bench`, which splits a step's time around its LLM call.
+    public func stepTimings() throws -> [StepTiming] {
+        try read { db in
+            try db.rows("""
+                SELECT workflowId, seq, attempts, enqueuedAt, completedAt FROM journal
+                WHERE kind = 'step' AND status = 'succeeded' AND enqueuedAt IS NOT NULL AND completedAt IS NOT NULL
+                """, as: { StepTiming(workflowId: $0[0], stepId: $0[1], attempts: $0[2], enqueuedAt: $0[3], completedAt: $0[4]) })
+        }
+    }
+
     private func read<T>(_ body: (StoreConnection) throws -> T) throws -> T {
         try database.read { db in try body(StoreConnection(db: db, cache: statements.value)) }
+    }
+}
+
+/// A succeeded step's times in its store (`ShardInspector.stepTimings()`).
+public struct StepTiming: Sendable, Equatable {
+    public var workflowId: String
+    public var stepId: Int
+    public var attempts: Int
+    /// When its latest attempt was queued.
+    public var enqueuedAt: Int64
+    /// When its result was recorded.
+    public var completedAt: Int64
+
+    public init(workflowId: String, stepId: Int, attempts: Int, enqueuedAt: Int64, completedAt: Int64) {
+        self.workflowId = workflowId
+        self.stepId = stepId
+        self.attempts = attempts
+        self.enqueuedAt = enqueuedAt
+        self.completedAt = completedAt
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Shardflow
 import ShardflowBench
+import ShardflowEngine
 import ShardflowLLM
 import ShardflowMockLLM
 import Testing
@@ -317,6 +318,33 @@ struct BenchReportTests {
         after.add(BenchExecutorLag.Totals(metrics: page(count: 1, sum: 5, buckets: [("0.001", 0), ("0.1", 0), ("0.25", 0), ("0.5", 0), ("1.0", 0)])))
         #expect(BenchExecutorLag(over: after - before).slowestAtMostMs == nil)
         #expect(BenchExecutorLag(over: BenchExecutorLag.Totals()).samples == 0)
+    }
+
+    @Test("a step's time splits around its LLM call, over the steps of one attempt and one HTTP try")
+    func stepSplit() throws {
+        func timing(_ id: String, attempts: Int = 1, queued: Int64, recorded: Int64) -> StepTiming {
+            StepTiming(workflowId: id, stepId: 1, attempts: attempts, enqueuedAt: queued, completedAt: recorded)
+        }
+        func request(_ id: String, attempt: Int = 1, httpTry: Int = 1, status: Int = 200, arrived: Int64, answered: Int64) -> MockLLMRequestLog.Entry {
+            MockLLMRequestLog.Entry(workflowId: id, stepId: 1, attempt: attempt, httpTry: httpTry, status: status,
+                                    arrivedAtMs: arrived, answeredAtMs: answered)
+        }
+        let timings = [
+            timing("a", queued: 0, recorded: 1_300), timing("b", queued: 100, recorded: 1_600),
+            timing("retried", attempts: 2, queued: 0, recorded: 9_000), timing("two-tries", queued: 0, recorded: 9_000),
+            timing("no-call", queued: 0, recorded: 10),
+        ]
+        let requests = [
+            request("a", arrived: 200, answered: 1_200), request("b", arrived: 400, answered: 1_400),
+            request("retried", attempt: 2, arrived: 10, answered: 20),
+            request("two-tries", status: 529, arrived: 10, answered: 20), request("two-tries", httpTry: 2, arrived: 30, answered: 40),
+        ]
+        let split = try #require(BenchStepSplit(timings: timings, requests: requests))
+        #expect(split.steps == 2)
+        #expect(split.beforeCall == BenchStepSplit.Spread(p50Ms: 200, p90Ms: 300))
+        #expect(split.call == BenchStepSplit.Spread(p50Ms: 1_000, p90Ms: 1_000))
+        #expect(split.afterCall == BenchStepSplit.Spread(p50Ms: 100, p90Ms: 200))
+        #expect(BenchStepSplit(timings: timings, requests: []) == nil)
     }
 
     @Test("an empty run still renders")
