@@ -116,9 +116,13 @@ extension Integration {
 
             // (d) The broker stops answering while the worker commits; the worker dies with those records
             // unsent. Its store is now ahead of the log: discarded at the next open, and restored.
-            // Long workflows, and the broker stopped at the first completion of them: the worker has work
-            // to commit while nothing it writes reaches the log.
-            let batch2 = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(200)]), count: 200, idPrefix: "r2")
+            // Short workflows beside long ones, and the broker stopped at the first completion of the short
+            // ones: the long ones are far from done, so the worker has work to commit while nothing it writes
+            // reaches the log. (With workflows of one length, all of them share the slots and finish together:
+            // on a fast machine the first completion came when nothing was left to commit.)
+            let short = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(20)]), count: 100, idPrefix: "r2s")
+            let long = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(500)]), count: 100, idPrefix: "r2l")
+            let batch2 = short + long
             try await client.startAll(batch2)
             #expect(await completions.wait(timeout: .seconds(120)) { $0.count > 200 })
             cluster.broker.pause()
