@@ -146,14 +146,7 @@ public struct BenchExecutorLag: Codable, Sendable, Equatable {
         public init(metrics: String) {
             samples = PrometheusText.sum("shardflow_executor_lag_seconds_count", in: metrics)
             seconds = PrometheusText.sum("shardflow_executor_lag_seconds_sum", in: metrics)
-            let prefix = #"shardflow_executor_lag_seconds_bucket{le=""#
-            for line in metrics.split(separator: "\n") where line.hasPrefix(prefix) {
-                let rest = line.dropFirst(prefix.count)
-                guard let quote = rest.firstIndex(of: "\""), let bound = Double(rest[..<quote]), bound.isFinite,
-                      let count = Double(rest.split(separator: " ").last ?? "")
-                else { continue }
-                buckets[bound, default: 0] += count
-            }
+            buckets = PrometheusText.buckets("shardflow_executor_lag_seconds", in: metrics)
         }
 
         public mutating func add(_ other: Totals) {
