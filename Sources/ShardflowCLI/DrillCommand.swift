@@ -12,6 +12,10 @@ struct DrillCommand: AsyncParsableCommand {
     @Option(help: "LLM calls per workflow.") var steps: Int = 3
     @Option(help: "Shards (partitions of the workflows topic).") var shards: Int = 16
     @Option(help: "Worker processes at the start.") var workers: Int = 3
+    @Option(help: "Steps running at once per shard, in each worker.") var maxConcurrency: Int = 50
+    @Option(help: "Median mock LLM latency (the work must outlast the fault schedule, about 40 s).",
+            transform: DurationArgument.parse) var latencyMedian: Duration = .seconds(1)
+    @Option(help: "99th percentile mock LLM latency.", transform: DurationArgument.parse) var latencyP99: Duration = .seconds(3)
     @Option(help: "Fraction of inbound messages that are malformed.") var malformedRate: Double = 0.01
     @Option(help: "Fraction of LLM calls answered 500, and as many answered 529.") var llmErrorRate: Double = 0.025
     @Option(help: "Use these brokers (your cluster: the broker itself is then left alone) instead of a local durable one.")
@@ -31,6 +35,9 @@ struct DrillCommand: AsyncParsableCommand {
         options.steps = steps
         options.shards = shards
         options.workers = workers
+        options.maxConcurrency = maxConcurrency
+        options.latencyMedian = latencyMedian
+        options.latencyP99 = latencyP99
         options.malformedRate = malformedRate
         options.llmErrorRate = llmErrorRate
         options.brokers = brokers

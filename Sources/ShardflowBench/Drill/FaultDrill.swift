@@ -21,8 +21,12 @@ public struct FaultDrillOptions: Sendable {
     public var malformedRate = 0.01
     /// Fraction of mock LLM requests answered 500, and as many answered 529.
     public var llmErrorRate = 0.025
-    public var latencyMedian: Duration = .milliseconds(20)
-    public var latencyP99: Duration = .milliseconds(200)
+    /// The mock LLM's latency and the workers' steps per shard (`--max-concurrency`) set how long the work
+    /// lasts: it must outlast the fault schedule (about 40 s), or faults hit a finished run and prove nothing.
+    /// 10,000 x 3 at 1 s on 16 x 50 slots is about 40 s of work.
+    public var latencyMedian: Duration = .seconds(1)
+    public var latencyP99: Duration = .seconds(3)
+    public var maxConcurrency = 50
     /// Use these brokers instead of starting a local durable one (then the broker is never stopped).
     public var brokers: String?
     public var kafkaProperties: [String: String] = [:]
@@ -47,6 +51,10 @@ public struct FaultDrillReport: Sendable, Codable, CustomStringConvertible {
     public var malformedSent = 0
     public var completed = 0
     public var lost = 0
+    /// Some of the lost workflowIds, for looking them up in the stores and the workers' logs.
+    public var lostWorkflows: [String] = []
+    /// Of the lost, those a fresh reader of the completions topic did not find either (missing on the broker).
+    public var missingOnReread = 0
     /// workflowIds that completed with more than one distinct eventId (I2 broken).
     public var logicalDuplicates = 0
     /// Completion messages beyond one per eventId (republished after a crash; consumers dedupe them).
@@ -59,23 +67,28 @@ public struct FaultDrillReport: Sendable, Codable, CustomStringConvertible {
     public var stuck = 0
     public var workerDeaths = 0
     public var faults: [String] = []
+    /// Faults applied when every workflow had already completed: they tested nothing (the work was too short).
+    public var faultsAfterTheWork = 0
     public var secondsFromLastFaultToLastCompletion: Double?
     public var totalSeconds = 0.0
 
     public var passed: Bool {
         lost == 0 && logicalDuplicates == 0 && stuck == 0 && deadLetters == malformedSent && unexpectedDeadLetters == 0
-            && completed == submitted
+            && completed == submitted && faultsAfterTheWork == 0
     }
 
     public var description: String {
-        var lines = [
+        var lines = ([
             "fault drill: \(passed ? "PASSED" : "FAILED")",
             "  workflows      \(submitted) submitted, \(completed) completed (\(failed) failed), \(lost) lost, \(stuck) stuck",
+            lost == 0 ? nil : "  lost           \(lostWorkflows.joined(separator: ", ")); \(missingOnReread) of \(lost) also missing when the topic was read again",
             "  duplicates     \(logicalDuplicates) logical (workflowIds with two eventIds), \(wireCopies) wire copies (same eventId again)",
             "  dead letters   \(deadLetters) of \(malformedSent) malformed messages sent, \(unexpectedDeadLetters) unexpected",
             "  faults         \(faults.count): " + faults.joined(separator: "; "),
+            "  after the work \(faultsAfterTheWork) faults came when every workflow had completed"
+                + (faultsAfterTheWork > 0 ? " (make the work last longer: slower LLM latency, fewer slots or more workflows)" : ""),
             "  worker deaths  \(workerDeaths)",
-        ]
+        ] as [String?]).compactMap { $0 }
         if let recovery = secondsFromLastFaultToLastCompletion {
             lines.append(String(format: "  recovery       %.1f s from the last fault to the last completion", recovery))
         }
@@ -137,6 +150,7 @@ public struct FaultDrill: Sendable {
         let pool = WorkerPool(executable: options.workerExecutable, output: output, arguments: { port in
             var arguments = ["worker", "--brokers", brokers, "--prefix", runId, "--group", runId,
                              "--data-dir", dataDirectory, "--http-port", String(port), "--drain-timeout", "10",
+                             "--max-concurrency", String(options.maxConcurrency),
                              "--llm-base-url", "http://127.0.0.1:\(mockPort)"]
             for (key, value) in workerProperties.sorted(by: { $0.key < $1.key }) { arguments += ["-X", "\(key)=\(value)"] }
             return arguments
@@ -189,6 +203,7 @@ public struct FaultDrill: Sendable {
         faults.shuffle(using: &random)
         faults.append(.killWorker)
         var applied: [String] = []
+        var faultsAfterTheWork = 0
         var lastFaultAt = ContinuousClock.now
         for (number, fault) in faults.enumerated() {
             let target = options.workflows * (number + 1) / (faults.count + 2)
@@ -196,8 +211,10 @@ public struct FaultDrill: Sendable {
                 try? pool.superviseOnce()
             }
             guard moved else { break }
-            let moment = String(format: "%.1f s", (ContinuousClock.now - began).timeInterval)
-            progress("fault \(number + 1)/\(faults.count) at \(seen.completedCount(of: ids)) completions: \(fault)")
+            let unfinished = ids.count - seen.completedCount(of: ids)
+            if unfinished == 0 { faultsAfterTheWork += 1 }
+            let moment = String(format: "%.1f s (%d unfinished)", (ContinuousClock.now - began).timeInterval, unfinished)
+            progress("fault \(number + 1)/\(faults.count) at \(ids.count - unfinished) completions: \(fault)")
             switch fault {
             case .killWorker:
                 let victim = pool.killRandom(using: &random)
@@ -236,6 +253,20 @@ public struct FaultDrill: Sendable {
         await pool.stopAll()
         for reader in [completions, deadLetters] { await reader.close() }
         for task in readers { await task.value }
+        // A workflow the drill's reader never saw complete: read the topic again from its beginning with a new
+        // reader, to tell a completion missing from the broker from one this reader missed.
+        let missing = seen.missing(of: ids)
+        var missingOnReread: [String] = []
+        if !missing.isEmpty {
+            progress("\(missing.count) completions not seen (\(missing.prefix(5).joined(separator: ", "))); reading the topic again")
+            let again = DrillObservations()
+            let reader = try await TopicReader(configuration: kafka, topic: topics.completions, fromBeginning: true, logger: quiet)
+            let reading = Task { for await batch in reader.batches() { again.addCompletions(batch) } }
+            _ = await again.waitForCompletions(atLeast: ids.count, of: ids, timeout: .seconds(15)) {}
+            await reader.close()
+            await reading.value
+            missingOnReread = again.missing(of: ids)
+        }
         progress("mock LLM: " + mock.summary())
         await mock.stop()
         await run.stop()
@@ -247,12 +278,15 @@ public struct FaultDrill: Sendable {
         report.completed = summary.completed
         report.failed = summary.failed
         report.lost = ids.count - summary.completed
+        report.lostWorkflows = Array(missing.prefix(20))
+        report.missingOnReread = missingOnReread.count
         report.logicalDuplicates = summary.logicalDuplicates
         report.wireCopies = summary.wireCopies
         report.deadLetters = summary.drillDeadLetters
         report.unexpectedDeadLetters = summary.otherDeadLetters
         report.workerDeaths = deaths
         report.faults = applied
+        report.faultsAfterTheWork = faultsAfterTheWork
         if let lastCompletion { report.secondsFromLastFaultToLastCompletion = max(0, (lastCompletion - lastFaultAt).timeInterval) }
         for shard in try ShardInspector.shards(in: dataDirectory) {
             report.stuck += try ShardInspector(directory: dataDirectory, shard: shard).audit().stuckWorkflows.count
@@ -382,6 +416,10 @@ final class DrillObservations: Sendable {
         state.withLock { state in
             for letter in letters { state.deadLetters["\(letter.sourceTopic)/\(letter.partition)/\(letter.offset)"] = letter.key }
         }
+    }
+
+    func missing(of ids: Set<String>) -> [String] {
+        state.withLock { state in ids.filter { state.completionEventIds[$0] == nil }.sorted() }
     }
 
     func completedCount(of ids: Set<String>) -> Int {
