@@ -169,6 +169,20 @@ public final class LocalBroker: Sendable {
         stopNow()
     }
 
+    /// Stops the broker the way an orderly restart does: SIGTERM, and SIGKILL only if it has not exited within
+    /// `timeout`. The port and any `.objectStore` data stay for `start()`. Unlike `kill()`, this keeps what the
+    /// broker acknowledged: Tansu 0.6.0 on S3 storage loses acknowledged records across a kill -9 when several
+    /// producers write (docs/operations.md, "Fault drill").
+    public func shutDown(timeout: Duration = .seconds(30)) async {
+        let broker: ChildProcess? = state.withLock { state in
+            defer { state = State() }
+            if state.paused { state.running?.signal(SIGCONT) }
+            return state.running
+        }
+        guard let broker else { return }
+        _ = await broker.terminate(timeout: timeout)
+    }
+
     /// Kills the broker with SIGKILL (what `kill -9` does: no flush, no goodbye to clients) and waits until it
     /// is reaped. The port and any `.objectStore` data stay for `start()`.
     public func kill() async {

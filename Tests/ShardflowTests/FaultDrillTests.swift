@@ -32,7 +32,7 @@ extension Integration {
             keepOutput = !report.passed || report.faults.count != 7
             if keepOutput { print("drill: output kept in \(output.path)") }
             #expect(report.faults.count == 7, "\(report.faults)")
-            #expect(report.faults.contains { $0.contains("broker killed") })
+            #expect(report.faults.contains { $0.contains("broker restarted") })
             #expect(report.faultsAfterTheWork == 0, "faults came after the work was done: \(report.faults)")
             #expect(report.faults.contains { $0.contains("SIGSTOP") })
             #expect(report.submitted == 400)
