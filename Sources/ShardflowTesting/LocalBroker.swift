@@ -170,17 +170,26 @@ public final class LocalBroker: Sendable {
     }
 
     /// Stops the broker the way an orderly restart does: SIGTERM, and SIGKILL only if it has not exited within
-    /// `timeout`. The port and any `.objectStore` data stay for `start()`. Unlike `kill()`, this keeps what the
-    /// broker acknowledged: Tansu 0.6.0 on S3 storage loses acknowledged records across a kill -9 when several
-    /// producers write (docs/operations.md, "Fault drill").
-    public func shutDown(timeout: Duration = .seconds(30)) async {
+    /// `timeout`. Returns whether it exited on its own. The port and any `.objectStore` data stay for `start()`.
+    /// Unlike `kill()`, an orderly stop keeps what the broker acknowledged: Tansu 0.6.0 on S3 storage loses
+    /// acknowledged records across a kill -9 when several producers write (docs/operations.md, "Fault drill").
+    /// Tansu drains its client connections first, which takes seconds with a few clients and can take longer
+    /// than `timeout` with many.
+    @discardableResult
+    public func shutDown(timeout: Duration = .seconds(30)) async -> Bool {
         let broker: ChildProcess? = state.withLock { state in
             defer { state = State() }
             if state.paused { state.running?.signal(SIGCONT) }
             return state.running
         }
-        guard let broker else { return }
-        _ = await broker.terminate(timeout: timeout)
+        guard let broker else { return true }
+        broker.signal(SIGTERM)
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while !broker.hasExited && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        let exited = broker.hasExited
+        if !exited { broker.kill() }
+        await broker.waitForExit()
+        return exited
     }
 
     /// Kills the broker with SIGKILL (what `kill -9` does: no flush, no goodbye to clients) and waits until it

@@ -206,7 +206,9 @@ public struct FaultDrill: Sendable {
         var faultsAfterTheWork = 0
         var lastFaultAt = ContinuousClock.now
         for (number, fault) in faults.enumerated() {
-            let target = options.workflows * (number + 1) / (faults.count + 2)
+            // The last fault comes at about half the completions: completions held back by a broker restart
+            // arrive in a burst, and the last kill must still meet work in flight.
+            let target = options.workflows * (number + 1) / (faults.count + 6)
             let moved = await seen.waitForCompletions(atLeast: target, of: ids, timeout: options.stallTimeout) {
                 try? pool.superviseOnce()
             }
@@ -236,10 +238,12 @@ public struct FaultDrill: Sendable {
                 // An orderly restart, not kill -9: Tansu 0.6.0 on S3 storage loses records it acknowledged when
                 // it is killed under several producers (it hands their offsets out again), and no client can
                 // keep a guarantee over a broker that drops acknowledged writes.
-                await broker?.shutDown()
+                let stopping = ContinuousClock.now
+                let exited = await broker?.shutDown(timeout: .seconds(30)) ?? true
+                let stopped = String(format: "%.1f s", (ContinuousClock.now - stopping).timeInterval)
                 try? await Task.sleep(for: .seconds(1))
                 try await broker?.start(timeout: .seconds(60))
-                applied.append("\(moment) broker restarted (SIGTERM, then started on the same storage)")
+                applied.append("\(moment) broker restarted (SIGTERM: " + (exited ? "exited after \(stopped)" : "still up after \(stopped), so SIGKILL") + "; then started on the same storage)")
             }
             lastFaultAt = ContinuousClock.now
         }
