@@ -56,6 +56,31 @@ import Testing
         #expect(try JSONDecoder().decode(ReplayEvent.self, from: Data(replayText)) == replay)
     }
 
+    @Test func aCompletionWritesTheEncodedResultAsParsingAndWritingItAgainWould() throws {
+        struct Nested: Codable { var b: [Double?]; var a: String }
+        let results: [String] = [
+            try JSONCoding.encodeString(42),
+            try JSONCoding.encodeString(-0.1),
+            try JSONCoding.encodeString(1e300),
+            try JSONCoding.encodeString("quote \" backslash \\ tab \t é 😀 \u{1}"),
+            try JSONCoding.encodeString([String: Int]()),
+            try JSONCoding.encodeString(["z": 1, "a": 2, "m": 3]),
+            try JSONCoding.encodeString(Nested(b: [1.5, nil, 3], a: "x")),
+            try JSONCoding.encodeString(JSONValue.null),
+        ]
+        for text in results {
+            let parsed = try JSONValue.parse(Array(text.utf8))
+            let event = CompletionEvent(eventId: "c-1-000000001", workflowId: "w", workflow: "f", shard: 1, status: .succeeded,
+                                        result: parsed, error: nil, createdAt: 1, completedAt: 2, steps: 1)
+            var withoutResult = event
+            withoutResult.result = nil
+            let written = withoutResult.contractJSON(encodedResult: text)
+            #expect(written == (try event.contractJSON()), "result \(text)")
+            // (A null result reads back as no result, as the contract writes both alike.)
+            #expect(try JSONDecoder().decode(CompletionEvent.self, from: Data(written)).result == (parsed == .null ? nil : parsed))
+        }
+    }
+
     @Test func inboundDecodingValidatesWorkflowIds() {
         #expect(InboundDecoding.isValidWorkflowId("order-42:a_b.c"))
         #expect(!InboundDecoding.isValidWorkflowId(""))

@@ -59,5 +59,20 @@ import Testing
         #expect(String(zeroPadded: UInt8(255), width: 4, radix: 16) == "00ff")
         #expect(String(zeroPadded: UInt8(10), width: 2, radix: 16) == "0a")
         #expect(String(zeroPadded: Int64.min, width: 1) == "-9223372036854775808")
+        #expect(String(zeroPadded: UInt64.max, width: 22) == "0018446744073709551615")
+        #expect(String(zeroPadded: 35, width: 3, radix: 36) == "00z")
+        #expect(String(zeroPadded: -255, width: 6, radix: 2) == "-11111111")
+    }
+
+    @Test func agreesWithTheStandardLibraryOverManyValues() {
+        for value in [0, 1, 9, 10, 99, 100, 123_456_789, 1_000_000_000, Int.max, -1, -10, -123_456, Int.min] {
+            for width in [0, 1, 3, 9, 12, 25] {
+                for radix in [2, 10, 16] {
+                    let digits = String(value.magnitude, radix: radix)
+                    let expected = (value < 0 ? "-" : "") + String(repeating: "0", count: max(0, width - digits.count)) + digits
+                    #expect(String(zeroPadded: value, width: width, radix: radix) == expected, "\(value) \(width) \(radix)")
+                }
+            }
+        }
     }
 }

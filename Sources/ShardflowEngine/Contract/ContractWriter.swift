@@ -35,6 +35,12 @@ struct ContractObjectWriter {
         JSONText.write(value ?? .null, into: &bytes)
     }
 
+    /// A value that is JSON text already (see `CompletionEvent.contractJSON(encodedResult:)`).
+    mutating func encodedField(_ name: String, _ json: String) {
+        key(name)
+        bytes.append(contentsOf: json.utf8)
+    }
+
     mutating func object(_ name: String, _ build: (inout ContractObjectWriter) -> Void) {
         key(name)
         var nested = ContractObjectWriter()
@@ -60,13 +66,24 @@ struct ContractObjectWriter {
 extension CompletionEvent {
     /// The contract's bytes (`"result": null` and `"error": null` present when absent).
     public func contractJSON() throws -> [UInt8] {
+        contractJSON(encodedResult: nil)
+    }
+
+    /// The contract's bytes, with `encodedResult` (when given) written as the result instead of `result`.
+    /// - Parameter encodedResult: JSON text as `JSONCoding` wrote it (a body's result, just encoded): written
+    ///   as it is, which is what parsing and writing it again would give, without the parse.
+    func contractJSON(encodedResult: String?) -> [UInt8] {
         var writer = ContractObjectWriter()
         writer.field("eventId", eventId)
         writer.field("workflowId", workflowId)
         writer.field("workflow", workflow)
         writer.field("shard", shard)
         writer.field("status", status.rawValue)
-        writer.field("result", result)
+        if let encodedResult {
+            writer.encodedField("result", encodedResult)
+        } else {
+            writer.field("result", result)
+        }
         if let error {
             writer.object("error") { $0.field("message", error.message); $0.field("step", error.step) }
         } else {

@@ -37,6 +37,8 @@ extension ShardTransaction {
     }
 
     /// Finishes a workflow: its result, its completion message, and nothing left queued for it.
+    /// - Parameter result: the body's result as `JSONCoding` encoded it (so it goes into the message as it
+    ///   is, not parsed again).
     /// - Parameter leftovers: what may remain; nil when unknown (everything is looked up and removed).
     /// A result or error too large for the completion message turns the completion into a `failed` one
     /// that says so (the stored row says the same), so the message always fits.
@@ -50,10 +52,10 @@ extension ShardTransaction {
         }
         var event = CompletionEvent(
             eventId: eventId(prefix: "c", sequence: nextCompletionSequence()), workflowId: workflow.id,
-            workflow: workflow.name, shard: shard, status: status, result: result.flatMap { try? JSONValue.parse(Array($0.utf8)) },
+            workflow: workflow.name, shard: shard, status: status, result: nil,
             error: error, createdAt: workflow.createdAt, completedAt: now, steps: steps)
         var result = result
-        var bytes = try event.contractJSON()
+        var bytes = event.contractJSON(encodedResult: result)
         // The size is checked on the encoded message (escapes included) before anything is written, so the
         // row and the message agree.
         if bytes.count + workflow.id.utf8.count > MessageLimits.maxOutboundBytes {
