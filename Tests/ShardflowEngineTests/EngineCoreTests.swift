@@ -118,6 +118,54 @@ import Testing
 }
 
 @Suite struct StoreMigrationTests {
+    @Test func aStoreWithTheStatusIndexMigratesToTheRunningIndexAndCountsByStatusAsBefore() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        let path = directory.path + "/" + Shard.storeFileName(shard: 0)
+        // A store as v7 left it: two running workflows, three finished ones, one with a status this version
+        // does not know.
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try StoreSchema.migrator().migrate(queue, upTo: "v7-shard-log")
+            // Finished recently, so no retention sweep could remove them.
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            try await queue.write { db in
+                try db.execute(sql: """
+                    INSERT INTO shard_meta (id, shard) VALUES (1, 0);
+                    INSERT INTO workflows (id, name, args, createdAt, startedAt, status, generation, completedAt) VALUES
+                        ('run-1', 'sequential', '1', ?, ?, 'running', 1, NULL),
+                        ('run-2', 'sequential', '1', ?, ?, 'running', 1, NULL),
+                        ('ok-1', 'sequential', '1', ?, ?, 'succeeded', 2, ?),
+                        ('ok-2', 'sequential', '1', ?, ?, 'succeeded', 2, ?),
+                        ('bad-1', 'failing', '"x"', ?, ?, 'failed', 2, ?),
+                        ('new-1', 'sequential', '1', ?, ?, 'archived', 2, ?);
+                    """, arguments: [now, now, now, now, now, now, now, now, now, now, now, now, now, now, now, now])
+            }
+        }
+        let shard = try await Shard.open(directory: directory.path, shard: 0, registry: testRegistry())
+        let stats = try shard.stats()
+        #expect(stats.workflowsByStatus == ["running": 2, "succeeded": 2, "failed": 1, "archived": 1])
+        await shard.close()
+
+        let queue = try DatabaseQueue(path: path)
+        try await queue.read { db in
+            let indexes = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'workflows'")
+            #expect(!indexes.contains("workflows_by_status"))
+            #expect(indexes.contains("workflows_running"))
+            let plan = { (sql: String) throws -> String in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { $0["detail"] as String }.joined(separator: "; ")
+            }
+            #expect(try plan("SELECT COUNT(*) FROM workflows WHERE status = 'running'").contains("COVERING INDEX workflows_running"))
+            #expect(try plan("SELECT COUNT(*) FROM workflows WHERE quarantined = 1").contains("workflows_quarantined"))
+            #expect(try plan("SELECT COUNT(*) FROM journal WHERE taskState = 'queued'").contains("COVERING INDEX journal_queued_fifo"))
+            #expect(try plan("SELECT status, COUNT(*) FROM workflows WHERE status <> 'running' GROUP BY status")
+                .contains("COVERING INDEX workflows_finished"))
+            #expect(try plan("SELECT id FROM workflows WHERE status <> 'running' AND completedAt < 20 ORDER BY completedAt LIMIT 5")
+                .contains("workflows_finished"))
+        }
+    }
+
     @Test func aStoreFromBeforeTasksJoinedTheJournalMigratesAndItsQueuedStepRuns() async throws {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }

@@ -67,9 +67,7 @@ enum StoreQueries {
     static func stats(_ db: StoreConnection, shard: Int, executorState: ExecutorState?) throws -> ShardStats {
         let meta = try meta(db)
         var byStatus: [String: Int] = [:]
-        for (status, count) in try db.rows("SELECT status, COUNT(*) FROM workflows GROUP BY status", as: { ($0[0] as String, $0[1] as Int) }) {
-            byStatus[status] = count
-        }
+        for (status, count) in try workflowsByStatus(db) { byStatus[status] = count }
         let state = executorState ?? ((meta?.executorEnabled ?? true) ? .enabled : .stopped)
         return ShardStats(
             shard: meta?.shard ?? shard,
@@ -127,6 +125,17 @@ enum StoreQueries {
             undecodableRows: try undecodableRows(db))
     }
 
+    /// Workflows by status (as stored, so a value this version does not know is counted too), from the two
+    /// partial indexes: the running ones, and the finished ones, whose index holds their status.
+    static func workflowsByStatus(_ db: StoreConnection) throws -> [(value: String, rows: Int)] {
+        var groups = try db.rows("SELECT status, COUNT(*) FROM workflows WHERE status <> 'running' GROUP BY status") {
+            (value: $0[0] as String, rows: $0[1] as Int)
+        }
+        let running = try db.count("SELECT COUNT(*) FROM workflows WHERE status = 'running'")
+        if running > 0 { groups.append((value: WorkflowStatus.running.rawValue, rows: running)) }
+        return groups
+    }
+
     /// Rows whose typed columns hold a value this version does not know, by `table.column`.
     static func undecodableRows(_ db: StoreConnection) throws -> [String: Int] {
         var counts: [String: Int] = [:]
@@ -137,7 +146,7 @@ enum StoreQueries {
         }
         func group(_ row: StoreRow) -> (value: String, rows: Int) { (row[0], row[1]) }
         tally(OutboxTopic.self, try db.rows("SELECT topic, COUNT(*) FROM outbox GROUP BY topic", as: group))
-        tally(WorkflowStatus.self, try db.rows("SELECT status, COUNT(*) FROM workflows GROUP BY status", as: group))
+        tally(WorkflowStatus.self, try workflowsByStatus(db))
         tally(TaskState.self, try db.rows("SELECT taskState, COUNT(*) FROM journal WHERE taskState IS NOT NULL GROUP BY taskState",
                                           as: group))
         tally(JournalEntry.Kind.self, try db.rows("SELECT kind, COUNT(*) FROM journal GROUP BY kind", as: group))
@@ -190,7 +199,7 @@ enum StoreQueries {
     static func lists(_ db: StoreConnection, shard: Int, limit: Int) throws -> ShardLists {
         let failed = try db.rows("""
             SELECT id, name, errorMessage, errorStep, completedAt FROM workflows
-            WHERE status = 'failed' AND completedAt IS NOT NULL ORDER BY completedAt DESC LIMIT ?
+            WHERE status <> 'running' AND status = 'failed' AND completedAt IS NOT NULL ORDER BY completedAt DESC LIMIT ?
             """, limit) { row in
             ShardLists.Failed(workflowId: row[0], workflow: row[1], error: row[2], step: row[3], completedAt: row[4])
         }

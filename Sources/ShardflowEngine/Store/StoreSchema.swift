@@ -198,6 +198,26 @@ enum StoreSchema {
                 INSERT INTO shard_log_state (id) VALUES (1);
                 """)
         }
+        migrator.registerMigration("v8-workflow-status-indexes") { db in
+            // `workflows_by_status` held an entry for every kept workflow (a week of finished ones), keyed by
+            // (status, id): every start inserted into it and every completion moved an entry between two
+            // places keyed by id, about 3 of a transaction's 20 written pages in `bench-engine`. The running
+            // workflows get a partial index of their own, in creation order (starts append, completions come
+            // off its old end), and the finished ones' index carries their status: counting by status, which
+            // the worker's gauges do every 2 s, reads the two indexes alone. The quarantined ones get one too
+            // (the gauge counted them by reading every kept workflow). An index carries the column of its own
+            // condition so that a count reads the index alone: this SQLite does not infer it from the
+            // condition, and read every counted row (queued tasks: 31 ms against 0.7 ms for 66,000).
+            try db.execute(sql: """
+                DROP INDEX workflows_by_status;
+                CREATE INDEX workflows_running ON workflows(createdAt, status) WHERE status = 'running';
+                DROP INDEX workflows_finished;
+                CREATE INDEX workflows_finished ON workflows(completedAt, status) WHERE status <> 'running';
+                CREATE INDEX workflows_quarantined ON workflows(id) WHERE quarantined = 1;
+                DROP INDEX journal_queued_fifo;
+                CREATE INDEX journal_queued_fifo ON journal(fifoAt, workflowId, seq, taskState) WHERE taskState = 'queued';
+                """)
+        }
         return migrator
     }
 }
