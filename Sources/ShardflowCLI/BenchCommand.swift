@@ -112,8 +112,11 @@ struct BenchEngineCommand: AsyncParsableCommand {
     @Option(help: "Pairs of runs for --crash-attribution compare.") var pairs: Int = 3
     @Flag(help: "Capture every transaction for a shard log (confirmed at once, no Kafka): the capture's cost.")
     var captureLog = false
+    @Option(help: "Steps at once per shard, and per claim (the contract's 50): more shows whether a shard is bound by its slots or by its CPU.")
+    var maxConcurrency: Int = 50
 
     func run() async throws {
+        guard maxConcurrency > 0 else { throw ValidationError("--max-concurrency takes a positive number") }
         guard ["on", "off", "compare"].contains(crashAttribution) else {
             throw ValidationError("--crash-attribution takes on, off or compare")
         }
@@ -122,7 +125,7 @@ struct BenchEngineCommand: AsyncParsableCommand {
                 throw ValidationError("--shards takes positive numbers, got '\(item)'")
             }
             func once(_ attribution: Bool) async throws -> EngineBenchmark.Report {
-                var configuration = ShardConfiguration()
+                var configuration = ShardConfiguration(maxConcurrency: maxConcurrency, claimLimit: maxConcurrency)
                 configuration.crashAttribution = attribution
                 return try await EngineBenchmark(workflows: workflows, stepsPerWorkflow: steps, shards: count,
                                                  configuration: configuration, captureLog: captureLog).run()
