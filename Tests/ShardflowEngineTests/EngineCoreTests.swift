@@ -118,16 +118,25 @@ import Testing
 }
 
 @Suite struct StoreMigrationTests {
+    /// Shard 0's store in `directory`, migrated as far as `migration`; the caller writes what that version
+    /// held, then opens the shard.
+    private func oldStore(in directory: TemporaryDirectory, upTo migration: String) throws -> (path: String, queue: DatabaseQueue) {
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        let path = directory.path + "/" + Shard.storeFileName(shard: 0)
+        let queue = try DatabaseQueue(path: path)
+        try StoreSchema.migrator().migrate(queue, upTo: migration)
+        return (path, queue)
+    }
+
     @Test func aStoreWithTheStatusIndexMigratesToTheRunningIndexAndCountsByStatusAsBefore() async throws {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
-        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
-        let path = directory.path + "/" + Shard.storeFileName(shard: 0)
         // A store as v7 left it: two running workflows, three finished ones, one with a status this version
         // does not know.
+        let path: String
         do {
-            let queue = try DatabaseQueue(path: path)
-            try StoreSchema.migrator().migrate(queue, upTo: "v7-shard-log")
+            let (storePath, queue) = try oldStore(in: directory, upTo: "v7-shard-log")
+            path = storePath
             // Finished recently, so no retention sweep could remove them.
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             try await queue.write { db in
@@ -169,12 +178,9 @@ import Testing
     @Test func aStoreFromBeforeTasksJoinedTheJournalMigratesAndItsQueuedStepRuns() async throws {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
-        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
-        let path = directory.path + "/" + Shard.storeFileName(shard: 0)
         // A store as the version before v6 left it: a workflow waiting for its first step, queued as a task.
         do {
-            let queue = try DatabaseQueue(path: path)
-            try StoreSchema.migrator().migrate(queue, upTo: "v5-versions-and-parking")
+            let (_, queue) = try oldStore(in: directory, upTo: "v5-versions-and-parking")
             try await queue.write { db in
                 try db.execute(sql: """
                     INSERT INTO shard_meta (id, shard) VALUES (1, 0);
