@@ -130,11 +130,69 @@ import Testing
         return execution
     }
 
-    func entry(_ execution: WorkflowExecution, _ id: String) -> ExecutionCache.Entry {
+    func entry(_ execution: WorkflowExecution, _ id: String, createdAt: Int64 = 0) -> ExecutionCache.Entry {
         ExecutionCache.Entry(execution: execution,
-                             workflow: WorkflowRow(id: id, name: "sequential", args: "1", createdAt: 0, startedAt: 0,
+                             workflow: WorkflowRow(id: id, name: "sequential", args: "1", createdAt: createdAt, startedAt: 0,
                                                          status: .running, generation: 1, version: 1),
                              generation: 1)
+    }
+
+    @Test func aFullCacheKeepsTheEarliestCreatedBodiesTheFifoQueueNeedsFirst() async throws {
+        let cache = ExecutionCache(capacity: 2)
+        let a = waitingExecution("a"), b = waitingExecution("b"), c = waitingExecution("c"), d = waitingExecution("d")
+        cache.keep([("a", entry(a, "a", createdAt: 10)), ("b", entry(b, "b", createdAt: 20))])
+        // Newer than every kept one: it would run last, so it is the one dropped.
+        cache.keep([("c", entry(c, "c", createdAt: 30))])
+        #expect(c.isFinished)
+        #expect(!a.isFinished && !b.isFinished)
+        // Older than "b": "b" makes room, however recently it was kept.
+        let taken = try #require(cache.take("b"))
+        cache.keep([("b", taken)])
+        cache.keep([("d", entry(d, "d", createdAt: 15))])
+        #expect(b.isFinished)
+        #expect(!a.isFinished && !d.isFinished)
+        #expect(cache.count == 2)
+        #expect(cache.counters.evictions == 2)
+        #expect(cache.take("a") != nil && cache.take("d") != nil)
+        cache.removeAll()
+        a.terminate()
+        d.terminate()
+    }
+
+    @Test func startsArrivingFasterThanWorkflowsFinishDoNotPushOutTheBodiesNeededNext() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        // Room for 50 bodies, 10 slots, and new starts keep arriving while a backlog waits: 600 workflows of
+        // 4 steps. Each start's first run offers a body to a full cache.
+        let configuration = ShardConfiguration(maxConcurrency: 10, claimLimit: 10, executionCacheCapacity: 50)
+        let shard = try await Shard.open(directory: directory.path, shard: 0, registry: testRegistry(),
+                                         configuration: configuration)
+        var factory = MessageFactory()
+        var submitted = 0
+        func submit(_ count: Int) async throws {
+            _ = try await shard.ingest((submitted..<submitted + count).map {
+                factory.start("many-\($0)", "noop", .object(["steps": .int(4)]))
+            })
+            submitted += count
+        }
+        try await submit(100)
+        try shard.start()
+        let reader = OutboxReader(shard)
+        for round in 1...10 {
+            try await submit(50)
+            try await reader.waitForCompletions(30 * round)
+        }
+        try await reader.waitForCompletions(600)
+        let counters = shard.replayer.cacheCounters
+        // 600 first runs and 2,400 results: a workflow whose body was dropped while it waited misses once,
+        // and from then on its body is kept while it runs (a cache that dropped running bodies would miss on
+        // most of the 2,400).
+        #expect(counters.misses < 1_500, "hits \(counters.hits), misses \(counters.misses)")
+        #expect(counters.hits > 1_500, "hits \(counters.hits), misses \(counters.misses)")
+        #expect(reader.completions.count == 600)
+        #expect(reader.completions.values.allSatisfy { $0.count == 1 && $0[0].status == .succeeded && $0[0].steps == 4 })
+        #expect(try shard.audit().isHealthy)
+        await shard.close()
     }
 
     @Test func theCacheEvictsTheLeastRecentlyKeptAndEndsWhatItDrops() async throws {

@@ -1,3 +1,5 @@
+import ShardflowSupport
+
 /// The exact ideal of a bench run: the FIFO list schedule of the run's own step latencies on the same
 /// slots. Each shard has `slotsPerShard` slots; a workflow's next step is ready when its previous one
 /// ends; whenever a slot is free, the ready step of the earliest-created workflow of that shard takes it
@@ -122,41 +124,5 @@ extension IdealSchedule {
             }
         }
         return result
-    }
-}
-
-/// A binary min-heap.
-struct BinaryHeap<Element: Comparable> {
-    private var items: [Element] = []
-    var isEmpty: Bool { items.isEmpty }
-    var count: Int { items.count }
-    var peek: Element? { items.first }
-
-    mutating func push(_ element: Element) {
-        items.append(element)
-        var child = items.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard items[child] < items[parent] else { break }
-            items.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func pop() -> Element? {
-        guard !items.isEmpty else { return nil }
-        items.swapAt(0, items.count - 1)
-        let top = items.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var smallest = parent
-            if left < items.count && items[left] < items[smallest] { smallest = left }
-            if right < items.count && items[right] < items[smallest] { smallest = right }
-            if smallest == parent { break }
-            items.swapAt(parent, smallest)
-            parent = smallest
-        }
-        return top
     }
 }

@@ -16,9 +16,8 @@ public struct ShardConfiguration: Sendable {
     public var recordBatchSize: Int = 256
     /// How many waiting workflow bodies the shard keeps alive between steps (0: replay every time).
     /// A kept body is resumed with its next results instead of being replayed from the journal.
-    /// Sized to hold every workflow in flight: the FIFO queue moves workflows in lockstep, so an LRU
-    /// smaller than that evicts each body just before it is needed. The process-wide bound
-    /// (`ExecutionCache.processLimit`) is what caps memory.
+    /// When full, the earliest-created workflows' bodies stay (the FIFO queue needs them first). The
+    /// process-wide bound (`ExecutionCache.processLimit`) is what caps memory.
     public var executionCacheCapacity: Int = 20_000
     /// How long a finished workflow (with its journal) stays in the store after it completed; nil
     /// keeps it forever. A start repeated after this (a new message, not a redelivery: consumed

@@ -1,3 +1,4 @@
+import ShardflowSupport
 import Synchronization
 
 /// Workflow bodies left waiting after their last run, kept per shard so the next result resumes the
@@ -5,8 +6,13 @@ import Synchronization
 ///
 /// Only a performance device: the journal stays the truth. An entry is used only when the workflow's
 /// generation is still the one the body last ran at; anything else (a miss, a reopen, an eviction, a
-/// rolled-back transaction) replays from the journal as before. Bounded per shard (least recently
-/// kept goes first) and per process, so memory stays bounded however many workflows are in flight.
+/// rolled-back transaction) replays from the journal as before. Bounded per shard and per process, so
+/// memory stays bounded however many workflows are in flight.
+///
+/// When full, it keeps the earliest-created workflows: the FIFO queue runs their steps first, so the
+/// body needed next is the oldest one, and the newest is needed last. (Dropping the least recently kept
+/// instead drops exactly the body needed next once more workflows wait than the cache holds: every step
+/// then replays its journal.) Among workflows created at the same time, the least recently kept goes.
 final class ExecutionCache: Sendable {
     struct Entry: Sendable {
         let execution: WorkflowExecution
@@ -29,9 +35,9 @@ final class ExecutionCache: Sendable {
 
     private struct State {
         var entries: [String: (entry: Entry, stamp: UInt64)] = [:]
-        /// Insertion order with stamps; an item whose stamp no longer matches its entry is stale.
-        var order: [(id: String, stamp: UInt64)] = []
-        var head = 0
+        /// The entries in the order they would be dropped (`DropOrderItem`); an item whose stamp no longer
+        /// matches its entry's is stale and skipped.
+        var dropOrder = BinaryHeap<DropOrderItem>()
         var nextStamp: UInt64 = 0
         var counters = Counters()
     }
@@ -62,8 +68,8 @@ final class ExecutionCache: Sendable {
         }
     }
 
-    /// Keeps executions (after the transaction that advanced them committed), evicting the least
-    /// recently kept when over the bounds. Evicted and refused executions are terminated.
+    /// Keeps executions (after the transaction that advanced them committed). Over the bounds, the newest
+    /// workflow's body is dropped: one already kept, or the one offered. Dropped executions are terminated.
     func keep(_ items: [(workflowId: String, entry: Entry)]) {
         guard !items.isEmpty else { return }
         var dropped: [WorkflowExecution] = []
@@ -73,19 +79,30 @@ final class ExecutionCache: Sendable {
                     Self.processCount.subtract(1, ordering: .relaxed)
                     dropped.append(old.entry.execution)
                 }
-                while !state.entries.isEmpty
-                        && (state.entries.count >= capacity
-                            || Self.processCount.load(ordering: .relaxed) >= Self.processLimit) {
-                    guard let evicted = Self.evictOldest(&state) else { break }
-                    dropped.append(evicted)
+                let offered = DropOrderItem(createdAt: item.entry.workflow.createdAt, stamp: state.nextStamp + 1,
+                                             id: item.workflowId)
+                var refused = capacity == 0
+                while !refused && Self.isFull(state.entries.count, capacity: capacity) {
+                    // The newest kept workflow goes if it is newer than the one offered, else the offered one.
+                    guard let newest = Self.newestKept(&state), newest < offered else {
+                        refused = true
+                        break
+                    }
+                    _ = state.dropOrder.pop()
+                    if let removed = state.entries.removeValue(forKey: newest.id) {
+                        Self.processCount.subtract(1, ordering: .relaxed)
+                        dropped.append(removed.entry.execution)
+                    }
+                    state.counters.evictions += 1
                 }
-                guard capacity > 0, Self.processCount.load(ordering: .relaxed) < Self.processLimit else {
+                if refused {
+                    if capacity > 0 { state.counters.evictions += 1 }
                     dropped.append(item.entry.execution)
                     continue
                 }
                 state.nextStamp += 1
                 state.entries[item.workflowId] = (item.entry, state.nextStamp)
-                state.order.append((item.workflowId, state.nextStamp))
+                state.dropOrder.push(offered)
                 Self.processCount.add(1, ordering: .relaxed)
             }
             Self.compact(&state)
@@ -110,33 +127,47 @@ final class ExecutionCache: Sendable {
             let all = state.entries.values.map(\.entry)
             Self.processCount.subtract(all.count, ordering: .relaxed)
             state.entries.removeAll()
-            state.order.removeAll()
-            state.head = 0
+            state.dropOrder = BinaryHeap()
             return all
         }
         for entry in all { entry.execution.terminate() }
     }
 
-    private static func evictOldest(_ state: inout State) -> WorkflowExecution? {
-        while state.head < state.order.count {
-            let item = state.order[state.head]
-            state.head += 1
-            if let current = state.entries[item.id], current.stamp == item.stamp {
-                state.entries.removeValue(forKey: item.id)
-                processCount.subtract(1, ordering: .relaxed)
-                state.counters.evictions += 1
-                return current.entry.execution
-            }
+    private static func isFull(_ count: Int, capacity: Int) -> Bool {
+        count >= capacity || processCount.load(ordering: .relaxed) >= processLimit
+    }
+
+    /// The kept entry first in drop order (stale items on top are discarded); nil when none is kept.
+    private static func newestKept(_ state: inout State) -> DropOrderItem? {
+        while let top = state.dropOrder.peek {
+            if let current = state.entries[top.id], current.stamp == top.stamp { return top }
+            _ = state.dropOrder.pop()
         }
         return nil
     }
 
-    /// Drops stale order items once they outnumber the live ones, so the order list stays bounded.
+    /// Rebuilds the drop order from the live entries once stale items outnumber them, so it stays bounded.
     private static func compact(_ state: inout State) {
-        let pending = state.order.count - state.head
-        guard pending > 2 * state.entries.count + 64 else { return }
-        let entries = state.entries
-        state.order = state.order[state.head...].filter { entries[$0.id]?.stamp == $0.stamp }
-        state.head = 0
+        guard state.dropOrder.count > 2 * state.entries.count + 64 else { return }
+        var order = BinaryHeap<DropOrderItem>()
+        for (id, kept) in state.entries {
+            order.push(DropOrderItem(createdAt: kept.entry.workflow.createdAt, stamp: kept.stamp, id: id))
+        }
+        state.dropOrder = order
     }
+}
+
+/// A kept body's place in the order bodies are dropped in: the newest-created workflow first, and among
+/// workflows created at the same time the least recently kept. Smaller goes first.
+struct DropOrderItem: Comparable {
+    let createdAt: Int64
+    /// When it was kept (larger: later).
+    let stamp: UInt64
+    let id: String
+
+    static func < (lhs: Self, rhs: Self) -> Bool {
+        lhs.createdAt != rhs.createdAt ? lhs.createdAt > rhs.createdAt : lhs.stamp < rhs.stamp
+    }
+
+    static func == (lhs: Self, rhs: Self) -> Bool { lhs.createdAt == rhs.createdAt && lhs.stamp == rhs.stamp }
 }
