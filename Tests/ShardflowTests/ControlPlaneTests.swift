@@ -126,16 +126,30 @@ extension Integration {
             #expect(cleared.affected.tasks == 20)
             #expect(cleared.stuckWorkflows == 20)
 
-            // Replay rows live for milliseconds; clear while a large batch of starts is being published and
-            // replayed, and keep clearing until a command catches some. (Fewer than the audit's 10,000-name cap.)
-            let burst = Self.noop(8_000, prefix: "replays")
-            let publishing = Task { try await client.startAll(burst) }
+            // Replay rows live for milliseconds: a fast worker replays noop starts as fast as they arrive. So the
+            // starts are fanouts of 100 branches (each first replay schedules 100 steps), published while the
+            // worker is stopped (SIGSTOP, well within its session) so that they reach it as one backlog, and the
+            // command goes out as soon as the store shows replay rows. A round that still misses them is tried
+            // again. (At most 3,020 stuck workflows: fewer than the audit's 10,000-name cap.)
             var last = cleared
-            for _ in 0..<60 where last.stuckWorkflows == 20 {
+            for round in 0..<3 where last.stuckWorkflows == 20 {
+                let fanouts = LoadGenerator.starts(workflow: "fanout", args: .object(["branches": .int(100)]), count: 1_000,
+                                                   idPrefix: "replays-\(round)")
+                worker.signal(SIGSTOP)
+                do {
+                    try await client.startAll(fanouts)
+                } catch {
+                    worker.signal(SIGCONT)
+                    throw error
+                }
+                worker.signal(SIGCONT)
+                let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+                while (try? Self.stats(cluster)?.replayQueueDepth ?? 0) ?? 0 == 0 && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(1))
+                }
                 last = try await Self.command(cluster, .clearReplayQueue)
                 #expect(last.status == .applied)
             }
-            try await publishing.value
             await client.close()
             #expect(last.stuckWorkflows > 20, "no replay row was caught by clearReplayQueue")
             try await Task.sleep(for: .seconds(1))
