@@ -197,6 +197,8 @@ enum StoreQueries {
 
     /// What an operator looks at first: stuck and parked workflows, recent failures, steps being retried.
     static func lists(_ db: StoreConnection, shard: Int, limit: Int) throws -> ShardLists {
+        // `status <> 'running'` is implied, but stated: SQLite uses a partial index only for a query that
+        // names its condition (here `workflows_finished`, newest first).
         let failed = try db.rows("""
             SELECT id, name, errorMessage, errorStep, completedAt FROM workflows
             WHERE status <> 'running' AND status = 'failed' AND completedAt IS NOT NULL ORDER BY completedAt DESC LIMIT ?

@@ -11,8 +11,9 @@ import Synchronization
 ///
 /// When full, it keeps the earliest-created workflows: the FIFO queue runs their steps first, so the
 /// body needed next is the oldest one, and the newest is needed last. (Dropping the least recently kept
-/// instead drops exactly the body needed next once more workflows wait than the cache holds: every step
-/// then replays its journal.) Among workflows created at the same time, the least recently kept goes.
+/// instead drops running workflows' bodies whenever new starts, each offering a body, arrive faster than
+/// steps finish: those steps then replay their journals.) Among workflows created at the same time, the
+/// least recently kept goes.
 final class ExecutionCache: Sendable {
     struct Entry: Sendable {
         let execution: WorkflowExecution
@@ -25,6 +26,7 @@ final class ExecutionCache: Sendable {
     struct Counters: Sendable, Equatable {
         var hits = 0
         var misses = 0
+        /// Bodies dropped for want of room: kept ones, and offered ones refused.
         var evictions = 0
     }
 
