@@ -16,7 +16,10 @@ extension Integration {
             let completions = TopicCollector(reader: try await cluster.reader(cluster.topics.completions))
             let directories = (1...4).map { cluster.directory.appendingPathComponent("host-\($0)").path }
             var workers = try (0..<3).map { try cluster.startWorker(name: "w\($0 + 1)", extra: ["--data-dir", directories[$0]]) }
-            let starts = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(6)]), count: 3_000, idPrefix: "lost")
+            // Each step sleeps 300 ms, so the run lasts at least 250 workflows x 6 steps x 0.3 s / 50 slots = 9 s per
+            // shard however fast the engine is: the host is lost mid-run, with steps in flight.
+            let starts = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(6), "stepDelayMs": .int(300)]),
+                                              count: 3_000, idPrefix: "lost")
             let client = try cluster.client()
             try await client.startAll(starts)
             await client.close()
@@ -54,11 +57,15 @@ extension Integration {
             let completions = TopicCollector(reader: try await cluster.reader(cluster.topics.completions))
             let directories = (1...2).map { cluster.directory.appendingPathComponent("host-\($0)").path }
             let first = try cluster.startWorker(name: "first", extra: ["--data-dir", directories[0]])
-            let starts = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(60)]), count: 400, idPrefix: "zombie")
+            // Each step sleeps 50 ms: 100 workflows x 60 steps x 0.05 s / 50 slots = 6 s per shard at least, so the
+            // worker is stopped mid-run however fast the engine is.
+            let starts = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(60), "stepDelayMs": .int(50)]),
+                                              count: 400, idPrefix: "zombie")
             let client = try cluster.client()
             try await client.startAll(starts)
             #expect(await completions.wait(timeout: .seconds(120)) { $0.count >= 20 })
             first.signal(SIGSTOP)
+            #expect(completions.completions().byWorkflow.count < 400, "the run finished before the stop; nothing was tested")
             let second = try cluster.startWorker(name: "second", extra: ["--data-dir", directories[1]])
             let secondLog = cluster.directory.appendingPathComponent("second.log").path
             // The group gives the second worker every shard once the first one's session expires (6 s).

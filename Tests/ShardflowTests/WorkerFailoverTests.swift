@@ -13,8 +13,10 @@ extension Integration {
             let cluster = try await TestCluster.start(partitions: 8, name: "kill")
             let completions = TopicCollector(reader: try await cluster.reader(cluster.topics.completions))
             let first = try cluster.startWorker(name: "first")
-            let starts = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(5)]), count: 1_500,
-                                              idPrefix: "kill")
+            // Each step sleeps 400 ms, so the run lasts at least 187 workflows x 5 steps x 0.4 s / 50 slots = 7.5 s per
+            // shard however fast the engine is: the kill lands mid-run, with steps in flight.
+            let starts = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(5), "stepDelayMs": .int(400)]),
+                                              count: 1_500, idPrefix: "kill")
             let client = try cluster.client()
             try await client.startAll(starts)
             await client.close()
