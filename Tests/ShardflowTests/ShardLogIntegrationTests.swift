@@ -163,6 +163,53 @@ extension Integration {
         }
 
         /// For each shard, the directory whose copy holds the most of its history.
+        @Test("a claim in a shard's log that no revoke follows: /readyz names the stopped shard, and the worker rejoins after 30 s and runs it again")
+        func claimNoAssignmentFollows() async throws {
+            let cluster = try await TestCluster.start(partitions: 2, name: "stray")
+            let completions = TopicCollector(reader: try await cluster.reader(cluster.topics.completions))
+            let port = try LocalBroker.freeLoopbackPort()
+            let worker = try cluster.startWorker(name: "worker", extra: ["--http-port", String(port)])
+            try await HealthProbe.waitUntilReady(port: port, timeout: .seconds(60))
+            let client = try cluster.client()
+            let before = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(2)]), count: 40, idPrefix: "before")
+            try await client.startAll(before)
+            #expect(await completions.waitForCompletions(Set(before.map(\.workflowId)), timeout: .seconds(60)))
+
+            // A claim of shard 1 by no member of the group (an operator's tool gone wrong, a worker of another group).
+            let producer = try KafkaProducer(configuration: cluster.kafka)
+            let claim = ShardLogClaim(owner: "stray/1", at: Int64(Date().timeIntervalSince1970 * 1000))
+            _ = try await producer.send(KafkaProducerMessage(topic: cluster.topics.shardLog, partition: 1, key: nil,
+                                                             value: ShardLogRecord.claim(claim).encoded()))
+            await producer.close()
+            var stopped: String?
+            let deadline = ContinuousClock.now.advanced(by: .seconds(25))
+            while stopped == nil && ContinuousClock.now < deadline {
+                if let answer = await HealthProbe.get(port: port, path: "/readyz"), answer.status != 200,
+                   answer.body.contains("shard 1 stopped: claimed in its log by stray/1") {
+                    stopped = answer.body
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(stopped != nil, "/readyz never named the stopped shard")
+
+            // Starts for both shards, published while shard 1 is stopped: all complete once the worker has rejoined.
+            let after = LoadGenerator.starts(workflow: "noop", args: .object(["steps": .int(2)]), count: 40, idPrefix: "after")
+            try await client.startAll(after)
+            await client.close()
+            #expect(await completions.waitForCompletions(Set((before + after).map(\.workflowId)), timeout: .seconds(120)))
+            try await HealthProbe.waitUntilReady(port: port, timeout: .seconds(60))
+            try await Task.sleep(for: .seconds(1))
+            let (byWorkflow, eventIds) = completions.completions()
+            #expect(byWorkflow.count == 80)
+            #expect(eventIds.values.allSatisfy { $0.count == 1 })
+            _ = await worker.terminate(timeout: .seconds(60))
+            let log = try String(contentsOfFile: cluster.directory.appendingPathComponent("worker.log").path, encoding: .utf8)
+            #expect(log.contains("fenced by a claim but not revoked; rejoining the group"))
+            #expect(try cluster.audit().filter { !$0.isHealthy }.isEmpty)
+            await completions.close()
+            await cluster.stop()
+        }
+
         static func newestCopies(directories: [String]) throws -> [Int: String] {
             var newest: [Int: (seq: Int64, directory: String)] = [:]
             for directory in directories where FileManager.default.fileExists(atPath: directory) {

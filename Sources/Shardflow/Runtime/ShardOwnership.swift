@@ -4,18 +4,22 @@ import ShardflowEngine
 /// action the worker takes; an event the shard's state does not allow throws instead of doing nothing.
 ///
 ///     (closed) --assign--> opening --opened--> running --revoke--> settling --settled--> (closed)
-///                             |  \--refuse--> refused --revoke--> (closed)
-///                             |   \--openFailed--> (closed)
+///                             |  \--refuse--> refused --revoke--> (closed)     |
+///                             |   \--openFailed--> (closed)                    \--stop--> stopped --revoke--> settling
 ///                             \--revoke--> settling (the open is cancelled; a store that opened anyway is closed)
 ///
 /// Opens run beside the worker's event loop (their partitions stay paused until positioned), so a revoke is
 /// handled at once: it cancels an open still running and waits only for it to give its store back.
-struct ShardOwnerships {
+/// `Owned` is what runs a shard (`Worker.OwnedShard`); the machine only holds it.
+struct ShardOwnerships<Owned: Sendable> {
     enum State {
         /// Its store is being opened (the task may wait for the previous owner's lock).
         case opening(Task<Void, Never>?)
         /// Running; its open task may still be positioning the consumers (seek, resume, control assign).
-        case running(Worker.OwnedShard, opening: Task<Void, Never>?)
+        case running(Owned, opening: Task<Void, Never>?)
+        /// Stopped by its log while still assigned here: another worker claimed it (fenced), or a record of its
+        /// own never reached the log (diverged). Nothing runs it here; the group's revoke closes it.
+        case stopped(Owned, opening: Task<Void, Never>?, reason: String)
         /// Revoked: stopping, publishing what is left, closing.
         case settling
         /// Its store is not in this data directory (see `adoptMissingStores`); left alone until revoked.
@@ -25,6 +29,7 @@ struct ShardOwnerships {
             switch self {
             case .opening: return "opening"
             case .running: return "running"
+            case .stopped: return "stopped"
             case .settling: return "settling"
             case .refused: return "refused"
             }
@@ -45,7 +50,7 @@ struct ShardOwnerships {
         IllegalTransition(shard: shard, event: event, state: states[shard]?.name ?? "closed")
     }
 
-    var running: [Int: Worker.OwnedShard] {
+    var running: [Int: Owned] {
         states.compactMapValues { state in
             if case .running(let owned, _) = state { return owned }
             return nil
@@ -54,17 +59,32 @@ struct ShardOwnerships {
 
     var opening: Set<Int> { Set(states.compactMap { if case .opening = $0.value { return $0.key } else { return nil } }) }
     var refused: Set<Int> { Set(states.compactMap { if case .refused = $0.value { return $0.key } else { return nil } }) }
+    /// Shards stopped by their logs, waiting for their revoke, with the reason.
+    var stopped: [Int: String] {
+        states.compactMapValues { state in
+            if case .stopped(_, _, let reason) = state { return reason }
+            return nil
+        }
+    }
 
-    func runningShard(_ shard: Int) -> Worker.OwnedShard? {
+    func runningShard(_ shard: Int) -> Owned? {
         if case .running(let owned, _) = states[shard] { return owned }
         return nil
+    }
+
+    /// What runs or ran the shard while the group still gives it here: running, or stopped by its log.
+    func assignedShard(_ shard: Int) -> Owned? {
+        switch states[shard] {
+        case .running(let owned, _), .stopped(let owned, _, _): return owned
+        default: return nil
+        }
     }
 
     /// The group assigned the shard: open it.
     mutating func assign(_ shard: Int) throws {
         switch states[shard] {
         case nil, .refused: states[shard] = .opening(nil)
-        case .opening, .running, .settling: throw illegal(shard, "assign")
+        case .opening, .running, .stopped, .settling: throw illegal(shard, "assign")
         }
     }
 
@@ -81,15 +101,28 @@ struct ShardOwnerships {
     }
 
     /// Its store opened; `owned` is what runs it.
-    mutating func opened(_ shard: Int, _ owned: Worker.OwnedShard) throws -> OpenedAction {
+    mutating func opened(_ shard: Int, _ owned: Owned) throws -> OpenedAction {
         switch states[shard] {
         case .opening(let task):
             states[shard] = .running(owned, opening: task)
             return .run
         case .settling:
             return .close
-        case nil, .running, .refused:
+        case nil, .running, .stopped, .refused:
             throw illegal(shard, "opened")
+        }
+    }
+
+    /// Its log stopped it (`reason` says why): it runs no more here, though the group still assigns it, and
+    /// `/readyz` says so until the revoke. A shard already settling stays so (its revoke came first).
+    mutating func stop(_ shard: Int, reason: String) throws {
+        switch states[shard] {
+        case .running(let owned, let opening):
+            states[shard] = .stopped(owned, opening: opening, reason: reason)
+        case .settling:
+            return
+        case nil, .opening, .stopped, .refused:
+            throw illegal(shard, "stop")
         }
     }
 
@@ -106,7 +139,7 @@ struct ShardOwnerships {
 
     enum RevokeAction {
         /// Cancel what is left of its open and wait for it, then settle the running shard.
-        case settle(Worker.OwnedShard, opening: Task<Void, Never>?)
+        case settle(Owned, opening: Task<Void, Never>?)
         /// Cancel the open and wait for it (it closes what it opened).
         case cancelOpening(Task<Void, Never>?)
         case none
@@ -124,7 +157,7 @@ struct ShardOwnerships {
     /// The group took the shard back.
     mutating func revoke(_ shard: Int) -> RevokeAction {
         switch states[shard] {
-        case .running(let owned, let opening):
+        case .running(let owned, let opening), .stopped(let owned, let opening, _):
             states[shard] = .settling
             return .settle(owned, opening: opening)
         case .opening(let task):

@@ -38,7 +38,7 @@ public final class Worker: Service, Sendable {
 
     private struct State {
         /// What the worker does with each shard the group gave it (see `ShardOwnerships`).
-        var ownership = ShardOwnerships()
+        var ownership = ShardOwnerships<OwnedShard>()
         var joinedGroup = false
         var brokerReachable = false
         var brokerError: String?
@@ -139,6 +139,9 @@ public final class Worker: Service, Sendable {
             if state.stopping { reasons.append("shutting down") }
             let refused = state.ownership.refused
             if !refused.isEmpty { reasons.append("shards \(refused.sorted()) were consumed before their logs began, and their stores are not here") }
+            for (number, reason) in state.ownership.stopped.sorted(by: { $0.key < $1.key }) {
+                reasons.append("shard \(number) stopped: \(reason); waiting for the group to take it back")
+            }
             return ReadinessReport(reasons: reasons)
         }
     }
@@ -298,7 +301,7 @@ public final class Worker: Service, Sendable {
             return
         }
         let publisher = OutboxPublisher(shard: shard, producer: producer, topics: configuration.topics, logger: logger)
-        let action: ShardOwnerships.OpenedAction
+        let action: ShardOwnerships<OwnedShard>.OpenedAction
         do {
             try shard.start()
             let publishing = Task { await publisher.run() }
@@ -438,15 +441,24 @@ public final class Worker: Service, Sendable {
     /// (through the same path as any assignment, with the consumer moved to the restored offsets).
     private func followingEnded(_ number: Int, _ ending: ShardLogFollower.Ending, shard: Shard,
                                 publishing: Task<Void, Never>, consumer: KafkaConsumer) async {
+        let reason: String
         switch ending {
         case .stopped:
             return
         case .fenced(let claim):
-            logger.error("shard \(number): claimed in its log by \(claim.owner); this worker stops running it")
+            reason = "claimed in its log by \(claim.owner)"
+            logger.error("shard \(number): \(reason); this worker stops running it")
             Counter(label: "shardflow_shard_fenced_total", dimensions: [("shard", String(number)), ("reason", "claimed")]).increment()
-        case .diverged(let reason):
+        case .diverged(let diverged):
+            reason = diverged
             logger.critical("shard \(number): \(reason); this worker stops running it, and restores it at its next assignment")
             Counter(label: "shardflow_shard_fenced_total", dimensions: [("shard", String(number)), ("reason", "diverged")]).increment()
+        }
+        // Stopped, not closed: the group still assigns it here, so `/readyz` says why nothing runs it until
+        // the revoke. (Settling or opened anew, it is already in the hands of its revoke or its new open.)
+        state.withLock { state in
+            guard state.ownership.runningShard(number)?.shard === shard else { return }
+            do { try state.ownership.stop(number, reason: reason) } catch { logger.error("\(error)") }
         }
         publishing.cancel()
         await shard.close(drainTimeout: .zero)
@@ -454,7 +466,7 @@ public final class Worker: Service, Sendable {
             // A claim by a worker the group gave the shard is followed by a revoke. One that is not (a
             // stray record in the log) must not leave the shard unrun: still ours after a while, rejoin.
             try? await Task.sleep(for: .seconds(30))
-            guard state.withLock({ $0.ownership.runningShard(number)?.shard === shard }) else { return }
+            guard state.withLock({ $0.ownership.assignedShard(number)?.shard === shard }) else { return }
             logger.warning("shard \(number): fenced by a claim but not revoked; rejoining the group to run it again")
         }
         do { try consumer.rejoin() } catch { logger.error("shard \(number): cannot rejoin the group: \(error)") }
@@ -487,7 +499,7 @@ public final class Worker: Service, Sendable {
     /// Carries out a revoke: cancels what is left of the shard's open and waits for it (to give the store
     /// back, or to finish positioning the consumers), then settles a running shard. The shard is closed
     /// afterwards.
-    private func apply(_ action: ShardOwnerships.RevokeAction, to number: Int, log: ShardLogClient) async {
+    private func apply(_ action: ShardOwnerships<OwnedShard>.RevokeAction, to number: Int, log: ShardLogClient) async {
         switch action {
         case .settle(let owned, let opening):
             opening?.cancel()
