@@ -1,12 +1,14 @@
 import ShardflowEngine
 
-/// A worker's ownership of each shard the group gave it, as a state machine. Each event returns the
-/// action the worker takes; an event the shard's state does not allow throws instead of doing nothing.
+/// A worker's ownership of each shard the group gave it, as a state machine. An event whose outcome the
+/// worker acts on returns the action; an event the shard's state does not allow throws instead of doing
+/// nothing.
 ///
 ///     (closed) --assign--> opening --opened--> running --revoke--> settling --settled--> (closed)
-///                             |  \--refuse--> refused --revoke--> (closed)     |
-///                             |   \--openFailed--> (closed)                    \--stop--> stopped --revoke--> settling
+///                             |  \--refuse--> refused --revoke--> (closed)
+///                             |   \--openFailed--> (closed)
 ///                             \--revoke--> settling (the open is cancelled; a store that opened anyway is closed)
+///     running --stop--> stopped (its log stopped it) --revoke--> settling
 ///
 /// Opens run beside the worker's event loop (their partitions stay paused until positioned), so a revoke is
 /// handled at once: it cancels an open still running and waits only for it to give its store back.
